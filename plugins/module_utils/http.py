@@ -1,0 +1,395 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""HTTP access for release resolution and artifact downloads.
+
+Runs on the controller and on managed hosts (host download mode), so it uses
+only the standard library and ``ansible.module_utils.urls``.
+
+Redirects are followed here rather than by urllib: a GitHub download answers
+302 to a signed URL on another host, and the ``Authorization`` header must not
+travel there (the asset host rejects it, and a token must never leave the
+origin it was meant for). So every hop recomputes its auth headers against the
+origin of the URL the caller asked for.
+"""
+
+import datetime
+import http.client
+import socket
+import ssl
+import urllib.error
+
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+
+GITHUB_API_HEADERS = {
+    'Accept': 'application/vnd.github+json',
+    'X-GitHub-Api-Version': '2022-11-28',
+}
+
+# GitHub's API rejects requests without a User-Agent; name ourselves so that
+# server operators (mirrors, GHE) can tell who is calling.
+USER_AGENT = 'stigmer.runtime-ansible-collection'
+
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+# Error bodies are for messages only: keep a bounded prefix.
+ERROR_BODY_LIMIT = 2048
+
+DEFAULT_CHUNK_SIZE = 64 * 1024
+
+_DEFAULT_PORTS = {'http': 80, 'https': 443}
+
+
+class FetchError(Exception):
+    """Base class of every failure raised by fetch(); ``url`` is where it happened."""
+
+    def __init__(self, message, url=None):
+        super(FetchError, self).__init__(message)
+        self.url = url
+
+
+class HttpError(FetchError):
+    """The server answered with an error status (>= 400, or an unusable 3xx)."""
+
+    def __init__(self, status, headers, url, body=''):
+        self.status = status
+        self.headers = dict(headers or {})
+        self.body = body or ''
+        super(HttpError, self).__init__(
+            'HTTP %s from %s' % (status, redact_url(url)), url=url)
+
+
+class ConnectError(FetchError):
+    """No HTTP answer at all: DNS, TCP, TLS, proxy or timeout failure."""
+
+    def __init__(self, url, reason):
+        self.reason = reason
+        super(ConnectError, self).__init__(
+            'cannot reach %s: %s' % (redact_url(url), reason), url=url)
+
+
+class ShortReadError(FetchError):
+    """The body ended before the announced Content-Length (or the stream broke)."""
+
+    def __init__(self, url, expected, received, reason=None):
+        self.expected = expected
+        self.received = received
+        self.reason = reason
+        if expected is not None:
+            detail = 'got %d of %d bytes' % (received, expected)
+        else:
+            detail = 'got %d bytes' % received
+        if reason:
+            detail = '%s (%s)' % (detail, reason)
+        super(ShortReadError, self).__init__(
+            'incomplete download from %s: %s' % (redact_url(url), detail), url=url)
+
+
+class TooManyRedirects(FetchError):
+    def __init__(self, url, max_redirects):
+        self.max_redirects = max_redirects
+        super(TooManyRedirects, self).__init__(
+            'more than %d redirects starting at %s' % (max_redirects, redact_url(url)), url=url)
+
+
+class ResponseTooLarge(FetchError):
+    def __init__(self, url, limit):
+        self.limit = limit
+        super(ResponseTooLarge, self).__init__(
+            'answer from %s is larger than %d bytes' % (redact_url(url), limit), url=url)
+
+
+def redact_url(url):
+    """URL fit for messages: no user:password and no query string.
+
+    Mirror URLs may carry credentials in userinfo or a query token, and signed
+    asset URLs carry long signatures; none of that belongs in a log.
+    """
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return '<invalid url>'
+    netloc = parts.netloc.rpartition('@')[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
+
+
+def origin_of(url):
+    """(scheme, host, port) with default ports filled in, or None if unparsable."""
+    try:
+        parts = urlsplit(url)
+        scheme = (parts.scheme or '').lower()
+        host = (parts.hostname or '').lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if not scheme or not host:
+        return None
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return (scheme, host, port)
+
+
+def same_origin(url, other_url):
+    a = origin_of(url)
+    return a is not None and a == origin_of(other_url)
+
+
+def auth_headers_for(url, origin_url, token):
+    """Authorization header for ``url`` when it shares the origin of ``origin_url``.
+
+    Scheme, host and port must all match: an https->http downgrade or a hop to
+    the signed-asset host gets nothing.
+    """
+    if token and same_origin(url, origin_url):
+        return {'Authorization': 'Bearer %s' % token}
+    return {}
+
+
+def lower_headers(headers):
+    """HTTP headers as a plain dict with lowercase names (repeats joined by ', ')."""
+    result = {}
+    if headers is None:
+        return result
+    items = headers.items() if hasattr(headers, 'items') else headers
+    for name, value in items:
+        key = str(name).lower()
+        if key in result:
+            result[key] = '%s, %s' % (result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def content_length(headers):
+    # A gzip-encoded body is decoded by urllib and no longer matches the
+    # announced length; only check plain bodies.
+    if headers.get('content-encoding', 'identity').lower() not in ('', 'identity'):
+        return None
+    value = headers.get('content-length')
+    if value is None:
+        return None
+    try:
+        length = int(str(value).split(',')[0].strip())
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+class Response(object):
+    """What fetch() returns: status, lowercase headers, final url, and the body.
+
+    Read the body with read() (small answers) or iter_chunks() (downloads); both
+    raise ShortReadError when fewer bytes arrive than Content-Length announced.
+    """
+
+    def __init__(self, raw, status, headers, url):
+        self._raw = raw
+        self.status = status
+        self.headers = headers
+        self.url = url
+        self.content_length = content_length(headers)
+        self.bytes_read = 0
+
+    def iter_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
+        if self._raw is None:
+            return
+        while True:
+            try:
+                chunk = self._raw.read(chunk_size)
+            except http.client.IncompleteRead as exc:
+                self.bytes_read += len(exc.partial or b'')
+                raise ShortReadError(self.url, self.content_length, self.bytes_read, 'connection closed early')
+            except (socket.timeout, OSError, http.client.HTTPException) as exc:
+                raise ShortReadError(self.url, self.content_length, self.bytes_read, _reason(exc))
+            if not chunk:
+                break
+            self.bytes_read += len(chunk)
+            yield chunk
+        # http.client returns b'' rather than raising when a chunked read(n)
+        # hits a closed connection, so the length check has to be ours.
+        if self.content_length is not None and self.bytes_read != self.content_length:
+            raise ShortReadError(self.url, self.content_length, self.bytes_read)
+
+    def read(self, max_bytes=None):
+        """Whole body as bytes; ResponseTooLarge past ``max_bytes``."""
+        parts = []
+        total = 0
+        for chunk in self.iter_chunks():
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                raise ResponseTooLarge(self.url, max_bytes)
+            parts.append(chunk)
+        return b''.join(parts)
+
+    def text(self, max_bytes=None, encoding='utf-8'):
+        return self.read(max_bytes=max_bytes).decode(encoding, 'replace')
+
+    def close(self):
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            try:
+                raw.close()
+            except Exception:  # closing must never mask the real outcome
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
+def _reason(exc):
+    """Short description of a low-level failure (urllib nests the real one)."""
+    inner = getattr(exc, 'reason', None)
+    if inner is not None and not isinstance(inner, str):
+        exc = inner
+    elif isinstance(inner, str) and inner:
+        return inner
+    if isinstance(exc, socket.timeout):
+        return 'timed out'
+    text = str(exc) or exc.__class__.__name__
+    return text
+
+
+def _read_error_body(fp):
+    if fp is None:
+        return ''
+    try:
+        data = fp.read(ERROR_BODY_LIMIT)
+    except Exception:  # a broken error body is not worth a second error
+        data = b''
+    finally:
+        try:
+            fp.close()
+        except Exception:
+            pass
+    if isinstance(data, bytes):
+        return data.decode('utf-8', 'replace')
+    return str(data or '')
+
+
+def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method='GET',
+          follow_redirects=True, max_redirects=5):
+    """Send one request, following redirects ourselves.
+
+    Returns a Response for 2xx and 304 answers (and for 3xx when
+    ``follow_redirects`` is false). Raises HttpError for >= 400, ConnectError
+    when no answer came, TooManyRedirects past ``max_redirects`` hops.
+    The token is only ever sent to the origin of ``url``.
+    """
+    origin_url = url
+    current = url
+    verb = (method or 'GET').upper()
+    for dummy in range(max_redirects + 1):
+        hop_headers = {}
+        for name, value in (headers or {}).items():
+            # A caller-supplied Authorization is as sensitive as the token:
+            # it stays on the origin, like the token does.
+            if name.lower() == 'authorization' and not same_origin(current, origin_url):
+                continue
+            hop_headers[name] = value
+        hop_headers.update(auth_headers_for(current, origin_url, token))
+        has_auth = any(name.lower() == 'authorization' for name in hop_headers)
+        try:
+            raw = open_url(
+                current, method=verb, headers=hop_headers, validate_certs=validate_certs,
+                timeout=timeout, follow_redirects='none', http_agent=USER_AGENT,
+                # ~/.netrc would overwrite an explicit Authorization header.
+                use_netrc=not has_auth,
+                # Downloads are hashed byte for byte; never let urllib rewrite them.
+                decompress=False)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            resp_headers = lower_headers(exc.headers)
+            if status in REDIRECT_STATUSES:
+                location = resp_headers.get('location')
+                if not follow_redirects:
+                    return Response(exc, status, resp_headers, current)
+                if not location:
+                    raise HttpError(status, resp_headers, current, _read_error_body(exc))
+                _read_error_body(exc)
+                target = urljoin(current, location)
+                if urlsplit(target).scheme.lower() not in ('http', 'https'):
+                    raise HttpError(status, resp_headers, current, 'refusing redirect to %s' % redact_url(target))
+                if status == 303 or (status in (301, 302) and verb not in ('GET', 'HEAD')):
+                    verb = 'GET'
+                current = target
+                continue
+            if status == 304:
+                return Response(exc, status, resp_headers, current)
+            raise HttpError(status, resp_headers, current, _read_error_body(exc))
+        except (urllib.error.URLError, UrlsConnectionError, socket.timeout, ssl.SSLError,
+                http.client.HTTPException, OSError, ValueError) as exc:
+            raise ConnectError(current, _reason(exc))
+        status = getattr(raw, 'status', None) or raw.getcode()
+        return Response(raw, status, lower_headers(raw.headers), current)
+    raise TooManyRedirects(origin_url, max_redirects)
+
+
+def _int_header(headers, name):
+    value = (headers or {}).get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        return None
+
+
+def _format_wait(seconds):
+    if seconds < 60:
+        return 'in under a minute'
+    minutes = (seconds + 59) // 60
+    if minutes < 60:
+        return 'in %d min' % minutes
+    return 'in %d h %d min' % (minutes // 60, minutes % 60)
+
+
+def is_rate_limited(status, headers):
+    headers = headers or {}
+    if status not in (403, 429):
+        return False
+    if str(headers.get('x-ratelimit-remaining', '')).strip() == '0':
+        return True
+    # Secondary rate limits come as 403 or 429 with Retry-After.
+    return headers.get('retry-after') is not None
+
+
+def rate_limit_message(status, headers, api_url, now=None, authenticated=False):
+    """Human message for a GitHub rate-limit answer, or None if it is not one.
+
+    Pure: ``now`` (epoch seconds) is injectable for tests.
+    """
+    headers = lower_headers(headers)
+    if not is_rate_limited(status, headers):
+        return None
+    if now is None:
+        now = datetime.datetime.now(tz=datetime.timezone.utc).timestamp()
+    now = int(now)
+    limit = _int_header(headers, 'x-ratelimit-limit')
+    reset = _int_header(headers, 'x-ratelimit-reset')
+    retry_after = _int_header(headers, 'retry-after')
+    if reset is None and retry_after is not None:
+        reset = now + retry_after
+
+    parts = ['GitHub API rate limit exceeded at %s' % redact_url(api_url)]
+    if limit is not None:
+        parts.append(' (limit %d requests/hour)' % limit)
+    if reset is not None:
+        when = datetime.datetime.fromtimestamp(reset, tz=datetime.timezone.utc)
+        parts.append('; it resets at %s UTC (%s)' % (
+            when.strftime('%Y-%m-%d %H:%M:%S'), _format_wait(max(reset - now, 0))))
+    if authenticated:
+        parts.append('. The token\'s quota is used up; wait for the reset, or pin stigmer_version '
+                     'and use stigmer_mirror_url to avoid API calls.')
+    else:
+        parts.append('. Set stigmer_github_token (or export GITHUB_TOKEN on the controller) to raise the limit.')
+    return ''.join(parts)

@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r'''
+---
+module: stigmer_release
+short_description: Resolve a Stigmer version to a release tag and its asset list
+description:
+  - Resolves O(version) (V(latest) or a pinned V(1.2.3) / V(v1.2.3)) of a GitHub repository to a release
+    tag, and returns the release's assets with their download URLs, API URLs and SHA256 digests.
+  - For V(latest) it first follows the web UI redirect C(/releases/latest), which costs no API quota, and
+    falls back to the GitHub API. With O(include_prereleases) it reads the release list from the API and
+    picks the highest semantic version that is not a draft.
+  - With O(cache_dir), a release already cached for a pinned tag is used without any network request,
+    and API answers are stored there (with their ETag) for the next run.
+  - With O(mirror_url), GitHub is never contacted. A pinned version needs no request at all; V(latest) is
+    read from the first line of C(<mirror_url>/latest). The asset list is then unknown.
+  - The module only reads; it never changes anything, so it always reports C(changed=false).
+author: stigmer.runtime contributors (@stigmer)
+options:
+  repo:
+    description:
+      - GitHub repository that publishes the releases, as C(owner/name).
+    type: str
+    default: stigmer/stigmer
+  version:
+    description:
+      - V(latest), or a pinned version such as V(1.2.3) or V(v1.2.3).
+    type: str
+    default: latest
+  include_prereleases:
+    description:
+      - When O(version=latest), also consider pre-releases (tags such as V(v1.3.0-rc.1)).
+      - Drafts are never considered.
+    type: bool
+    default: false
+  github_url:
+    description:
+      - Base URL of the GitHub web site, used for the C(/releases/latest) redirect and download URLs.
+      - Use V(https://HOST) for GitHub Enterprise Server.
+    type: str
+    default: https://github.com
+  api_url:
+    description:
+      - Base URL of the GitHub REST API.
+      - Use V(https://HOST/api/v3) for GitHub Enterprise Server.
+    type: str
+    default: https://api.github.com
+  mirror_url:
+    description:
+      - Base URL of a mirror that serves releases as C(<mirror_url>/<tag>/<asset>) and the newest tag in
+        C(<mirror_url>/latest).
+      - When set, GitHub is not contacted.
+    type: str
+  token:
+    description:
+      - GitHub token, sent as a Bearer C(Authorization) header to the API host only, never to the web site,
+        asset hosts or mirrors.
+      - Raises the API rate limit and gives access to private repositories.
+    type: str
+  cache_dir:
+    description:
+      - Directory holding cached release answers as C(<cache_dir>/<owner>/<repo>/<tag>/release.json).
+      - When omitted, nothing is cached.
+    type: path
+  validate_certs:
+    description:
+      - Whether to validate TLS certificates.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Timeout in seconds of each HTTP request.
+    type: int
+    default: 30
+attributes:
+  check_mode:
+    description: Can run in check mode and return the same result as in a real run.
+    support: full
+  diff_mode:
+    description: The module changes nothing, so there is no diff.
+    support: none
+  platform:
+    description: Runs on the controller or on any POSIX host with Python 3.8 or newer.
+    platforms: posix
+notes:
+  - Without a token, the GitHub API allows 60 requests an hour per IP address. Use the module once per
+    play (C(run_once)), pass a token, or pin the version to stay well below it.
+seealso:
+  - module: stigmer.runtime.stigmer_artifact
+'''
+
+EXAMPLES = r'''
+- name: Resolve the latest Stigmer release
+  stigmer.runtime.stigmer_release:
+    cache_dir: "{{ lookup('env', 'HOME') }}/.cache/stigmer/releases"
+  delegate_to: localhost
+  run_once: true
+  register: stigmer_release
+
+- name: Resolve a pinned version with a token (private fork)
+  stigmer.runtime.stigmer_release:
+    repo: example/stigmer
+    version: 1.2.3
+    token: "{{ lookup('env', 'GITHUB_TOKEN') }}"
+
+- name: Resolve the newest tag published on an internal mirror
+  stigmer.runtime.stigmer_release:
+    mirror_url: https://artifacts.example.com/stigmer
+'''
+
+RETURN = r'''
+tag:
+  description: The release tag.
+  returned: success
+  type: str
+  sample: v1.1.0
+version:
+  description: The release version, without the leading C(v).
+  returned: success
+  type: str
+  sample: 1.1.0
+prerelease:
+  description: Whether the release is a pre-release.
+  returned: success
+  type: bool
+  sample: false
+source:
+  description:
+    - Where the asset list came from. V(api) the GitHub API, V(cache) the release cache, V(mirror) a mirror
+      (no asset list).
+  returned: success
+  type: str
+  sample: api
+assets:
+  description:
+    - The release's assets by name, or V(null) with a mirror, whose list is unknown.
+    - Each holds C(download_url), C(api_url) (the API asset URL, which serves the bytes of private
+      repositories), C(digest) (the lowercase SHA256 published by GitHub, or V(null)) and C(size).
+  returned: success
+  type: dict
+  sample:
+    stigmer-v1.1.0-linux-amd64.tar.gz:
+      download_url: https://github.com/stigmer/stigmer/releases/download/v1.1.0/stigmer-v1.1.0-linux-amd64.tar.gz
+      api_url: https://api.github.com/repos/stigmer/stigmer/releases/assets/123
+      digest: 0f343b0931126a20f133d67c2b018a3b5b1b2bd0b1a6b1c5d0a4a7b1b1e2f3a4
+      size: 20480512
+download_base:
+  description: Base URL of the release's files; an asset's URL is this followed by its name.
+  returned: success
+  type: str
+  sample: https://github.com/stigmer/stigmer/releases/download/v1.1.0/
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, resolve_release
+from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+
+
+def argument_spec():
+    return dict(
+        repo=dict(type='str', default='stigmer/stigmer'),
+        version=dict(type='str', default='latest'),
+        include_prereleases=dict(type='bool', default=False),
+        github_url=dict(type='str', default='https://github.com'),
+        api_url=dict(type='str', default='https://api.github.com'),
+        mirror_url=dict(type='str'),
+        token=dict(type='str', no_log=True),
+        cache_dir=dict(type='path'),
+        validate_certs=dict(type='bool', default=True),
+        timeout=dict(type='int', default=30),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    try:
+        result = resolve_release(
+            params['repo'], params['version'],
+            github_url=params['github_url'], api_url=params['api_url'], mirror_url=params['mirror_url'],
+            token=params['token'] or None, include_prereleases=params['include_prereleases'],
+            cache_dir=params['cache_dir'], validate_certs=params['validate_certs'], timeout=params['timeout'])
+    except (ReleaseError, VersionError) as exc:
+        module.fail_json(msg='%s' % exc)
+    # Resolving reads only; writing the release cache is not a change to report.
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == '__main__':
+    main()

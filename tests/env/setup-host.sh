@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 machine to run the test suite and the local demo fleet:
+# Debian packages (Podman, debootstrap, qemu for arm64), Python packages, and
+# the Podman settings that restricted CI machines need. Safe to run again.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+need_apt=()
+for pkg in podman runc slirp4netns debootstrap qemu-user-static binfmt-support make; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+python3 -m pip install -q -r "$here/requirements.txt"
+
+# crun fails where cgroups run in hybrid mode, and Podman's default ulimits
+# exceed what restricted hosts allow: adjust only on such hosts.
+conf=/etc/containers/containers.conf
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] || [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 1048576 ]; then
+  if ! grep -qs '^runtime = "runc"' "$conf"; then
+    mkdir -p /etc/containers
+    cat >> "$conf" <<'TOML'
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+TOML
+  fi
+fi
+
+# arm64 emulation for the mixed-architecture fleet (optional: skipped where it cannot work).
+if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+fi
+update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
