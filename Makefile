@@ -1,13 +1,41 @@
-# Entry points: `make demo` provisions a local fleet from the local release
-# server; `make test` runs every gate CI runs. See README.md.
+# Two entry points (see README.md):
+#   make demo  - provision a local fleet of systemd containers from the local release server
+#   make test  - every gate CI runs: lint, sanity, unit, integration and Molecule scenarios
 SHELL := /bin/bash
 PYTHON ?= python3
 BUILD := $(CURDIR)/build
 COLLECTION_ROOT := $(BUILD)/collections/ansible_collections/stigmer/runtime
+RELEASES := $(BUILD)/releases
+SERVER_PORT ?= 18480
+ASSET_PORT ?= 18481
+SCENARIOS ?= default host_mode upgrade uninstall arm64
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export PYTHONPATH := $(BUILD)/collections
+export ANSIBLE_CONFIG := $(CURDIR)/tests/ansible.cfg
+export STIGMER_TEST_RELEASES := $(RELEASES)
+export STIGMER_TEST_SERVER_PORT := $(SERVER_PORT)
+export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 
-.PHONY: collection-link unit
+.PHONY: demo demo-down test deps images collection-link releases server-start server-stop \
+        lint sanity unit integration molecule
+
+demo: deps images releases server-start
+	tests/env/fleet.sh up $(BUILD)/demo/inventory.yml
+	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/site.yml -e @tests/demo-vars.yml
+	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/verify.yml -e @tests/demo-vars.yml \
+	    -e stigmer_report_dir=$(BUILD)/demo/reports
+	@echo "Fleet report: $(BUILD)/demo/reports/fleet-report.md (and .json). Remove the fleet: make demo-down"
+
+demo-down: server-stop
+	tests/env/fleet.sh down
+
+test: deps images lint sanity unit integration molecule
+
+deps:
+	tests/env/setup-host.sh
+
+images:
+	tests/env/build-images.sh amd64 arm64
 
 # ansible-test and the unit tests import the collection as
 # ansible_collections.stigmer.runtime: expose the checkout under that path.
@@ -15,5 +43,28 @@ collection-link:
 	@mkdir -p $(dir $(COLLECTION_ROOT))
 	@[ -L $(COLLECTION_ROOT) ] || ln -sfn $(CURDIR) $(COLLECTION_ROOT)
 
+releases:
+	$(PYTHON) tests/fixtures/build_releases.py $(RELEASES)
+
+server-start: releases
+	$(PYTHON) tests/fixtures/server_ctl.py start --root $(RELEASES) --port $(SERVER_PORT) \
+	    --asset-port $(ASSET_PORT) --state-dir $(BUILD)/server
+
+server-stop:
+	-$(PYTHON) tests/fixtures/server_ctl.py stop --state-dir $(BUILD)/server
+
+lint: collection-link
+	ansible-lint --profile production --offline
+
+sanity: collection-link
+	tests/env/sanity.sh
+
 unit: collection-link
 	$(PYTHON) -m pytest -q tests/unit
+
+integration: collection-link releases
+	$(PYTHON) -m pytest -q tests/integration
+
+molecule: collection-link server-start
+	set -e; trap '$(MAKE) -s server-stop' EXIT; \
+	for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s; done

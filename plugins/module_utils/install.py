@@ -27,6 +27,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import zlib
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.archive import (
     UnsafeArchiveError,
@@ -233,19 +234,22 @@ def version_from_target(link, target, root):
     return name
 
 
-def source_digests(sources):
-    return sorted(s['sha256'] for s in sources)
+def source_identities(sources):
+    """What makes two installs of a version the same: artifacts and what was taken from them."""
+    return sorted(json.dumps([s.get('sha256'), bool(s.get('archive')), s.get('dest'),
+                              sorted(s['members']) if s.get('members') is not None else None])
+                  for s in sources)
 
 
-def manifest_problem(manifest, source_shas, file_hashes):
+def manifest_problem(manifest, source_ids, file_hashes):
     """Compare a manifest to the request; return why it does not match, or None."""
     if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT:
         return 'the manifest is missing or unreadable'
     recorded = manifest.get('sources')
     if not isinstance(recorded, list):
         return 'the manifest lists no sources'
-    if sorted(str(s.get('sha256')) for s in recorded if isinstance(s, dict)) != source_shas:
-        return 'it was built from different artifacts'
+    if not all(isinstance(s, dict) for s in recorded) or source_identities(recorded) != source_ids:
+        return 'it was built from different artifacts or members'
     files = manifest.get('files')
     if not isinstance(files, dict) or not files:
         return 'the manifest lists no files'
@@ -291,8 +295,8 @@ def build_manifest(version, sources, files, now):
     return {
         'format': MANIFEST_FORMAT,
         'version': version,
-        'sources': [{'name': posixpath.basename(s['src']), 'sha256': s['sha256'],
-                     'archive': s['archive']} for s in sources],
+        'sources': [{'name': posixpath.basename(s['src']), 'sha256': s['sha256'], 'archive': s['archive'],
+                     'dest': s['dest'], 'members': s['members']} for s in sources],
         'files': dict(sorted(files.items())),
         'installed_at': now,
     }
@@ -351,7 +355,7 @@ def is_real_dir(path):
     return os.path.isdir(path) and not os.path.islink(path)
 
 
-def installed_problem(vdir, manifest, source_shas, file_hashes, uid=None, gid=None):
+def installed_problem(vdir, manifest, source_ids, file_hashes, uid=None, gid=None):
     """Why root/version cannot be used as is, or None when it is intact.
 
     Rehashes every recorded file: a truncated download, a hand edit or a
@@ -359,7 +363,7 @@ def installed_problem(vdir, manifest, source_shas, file_hashes, uid=None, gid=No
     """
     if not is_real_dir(vdir):
         return 'it is not installed'
-    problem = manifest_problem(manifest, source_shas, file_hashes)
+    problem = manifest_problem(manifest, source_ids, file_hashes)
     if problem:
         return problem
     recorded = manifest['files']
@@ -493,6 +497,23 @@ def copy_verified(src, dest, expected):
     return actual
 
 
+def archive_executables(tar_path):
+    """Top-level members with an execute bit, or None when the archive marks none.
+
+    Release tarballs may carry a README or LICENSE beside the binaries; only
+    files the archive marks executable belong in bin/. extract_executables
+    still validates every member before anything is written.
+    """
+    try:
+        with tarfile.open(tar_path, 'r:gz') as tar:
+            names = [posixpath.normpath(m.name) for m in tar.getmembers()
+                     if m.isreg() and m.mode & 0o111]
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise InstallError('%s is not a readable .tar.gz archive: %s' % (tar_path, exc))
+    names = sorted(n for n in names if '/' not in n and n not in ('.', '..'))
+    return names or None
+
+
 def place_archive(source, staged_bin, scratch):
     """Verify an archive, extract its executables into scratch, move them into bin/."""
     src = source['src']
@@ -502,9 +523,10 @@ def place_archive(source, staged_bin, scratch):
         raise InstallError('cannot read %s: %s' % (src, exc.strerror or exc))
     if actual != source['sha256']:
         raise InstallError('sha256 mismatch for %s: expected %s, got %s' % (src, source['sha256'], actual))
+    wanted = source['members'] if source['members'] is not None else archive_executables(src)
     os.mkdir(scratch, 0o700)
     try:
-        names = extract_executables(src, scratch, source['members'])
+        names = extract_executables(src, scratch, wanted)
     except (UnsafeArchiveError, tarfile.TarError, ValueError, KeyError, OSError) as exc:
         raise InstallError('cannot extract %s: %s' % (src, exc))
     names = list(names or [])
@@ -677,7 +699,7 @@ def ensure_version(root, version, sources, link, files=None, version_checks=None
     vdir = os.path.join(root, version)
     file_hashes = dict((rel, content_sha256(c)) for rel, c in files.items())
     manifest = read_manifest(vdir) if is_real_dir(vdir) else None
-    problem = installed_problem(vdir, manifest, source_digests(sources), file_hashes, uid, gid)
+    problem = installed_problem(vdir, manifest, source_identities(sources), file_hashes, uid, gid)
     need_install = problem is not None
 
     current = read_link(link)

@@ -20,7 +20,7 @@ description:
   - A version directory counts as installed only if its manifest lists the same artifact
     digests and every recorded file still hashes, and is owned and permissioned, as recorded;
     otherwise it is rebuilt from the verified artifacts.
-  - Rolling back is running the module with an older version that is still kept: only the link
+  - Rolling back is running the module with an older version that is still kept; only the link
     switches.
   - Old versions beyond O(keep) are removed, least recently installed or activated first;
     the version the link points to is never removed.
@@ -66,8 +66,12 @@ options:
         default: false
       members:
         description:
-          - For archives, the executables to install. By default every regular file at the
-            top level of the archive is installed.
+          - For archives, the executables to install; a name may sit in a subdirectory of the
+            archive if it is unique there.
+          - By default every regular file at the top level of the archive that the archive marks
+            executable is installed (every top-level file if none is marked), so a README or
+            LICENSE beside the binaries stays out of C(bin/).
+          - Changing the list rebuilds the version directory.
         type: list
         elements: str
       dest:
@@ -76,8 +80,8 @@ options:
         type: str
   files:
     description:
-      - Extra files to write into the version directory, as relative path to content, for example
-        C({'share/agent-runner.version': 'v1.1.0\n'}). Written with mode 0644.
+      - Extra files to write into the version directory, as a mapping of relative path to content,
+        for example C(share/agent-runner.version) mapped to C(v1.1.0) and a newline. Written with mode 0644.
       - Paths must stay inside the version directory and cannot be inside C(bin/).
     type: dict
     default: {}
@@ -140,14 +144,18 @@ options:
     default: true
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Works on a fresh host whose artifacts were not copied yet.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Shows the active version before and after.
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
 notes:
   - A stale C(.<version>.tmp-*) directory or C(<link>.tmp-*) link left by an interrupted run

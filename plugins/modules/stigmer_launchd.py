@@ -92,14 +92,18 @@ options:
     type: path
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Runs only C(launchctl print); RV(actions) lists what would be run.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Shows the plist XML before and after.
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: darwin
 notes:
   - Needs root (C(become)); the system domain and C(/Library/LaunchDaemons) belong to root.

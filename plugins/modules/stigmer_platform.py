@@ -11,8 +11,8 @@ version_added: 0.1.0
 description:
   - Maps the host's operating system and CPU to the C(os-arch) platform that Stigmer release
     assets are named after, for example C(linux-amd64) or C(darwin-arm64).
-  - Sees through Rosetta 2 on Apple Silicon, where C(uname -m) and Python report C(x86_64):
-    C(sysctl hw.optional.arm64) and C(sysctl sysctl.proc_translated) decide.
+  - Sees through Rosetta 2 on Apple Silicon, where C(uname -m) and Python report C(x86_64);
+    C(sysctl hw.optional.arm64) and C(sysctl sysctl.proc_translated) decide there.
   - Refuses a 32-bit userland on a 64-bit kernel (for example armhf Python on C(aarch64)), and
     any other CPU or operating system, with a message naming what was seen and the supported
     platforms. Only the affected host fails.

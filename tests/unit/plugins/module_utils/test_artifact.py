@@ -1,0 +1,404 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""ensure_artifact against real HTTP servers on 127.0.0.1 that count every hit."""
+
+import hashlib
+import multiprocessing
+import os
+import stat
+import threading
+import time
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_artifact
+
+TOKEN = 'ghp_ARTIFACTtoken0123456789abcdefXY'
+NAME = 'stigmer-v1.2.3-linux-amd64.tar.gz'
+RUNNER = 'agent-runner-v1.2.3-linux-amd64'
+PAYLOAD = b'\x1f\x8b' + os.urandom(300 * 1024)
+GOOD = hashlib.sha256(PAYLOAD).hexdigest()
+OTHER = hashlib.sha256(b'something else').hexdigest()
+
+
+class Host(object):
+    """One HTTP host. routes: path -> (status, headers, body) or callable(handler) -> same."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        self.lock = threading.Lock()
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split('?')[0]
+                with host.lock:
+                    host.requests.append((path, dict((k.lower(), v) for k, v in self.headers.items())))
+                route = host.routes.get(path, (404, {}, b'Not Found'))
+                if callable(route):
+                    route = route(self)
+                    if route is None:
+                        return
+                status, headers, body = route
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
+
+    def hits(self, path):
+        with self.lock:
+            return len([p for p, dummy in self.requests if p == path])
+
+    def headers_of(self, path):
+        with self.lock:
+            return [h for p, h in self.requests if p == path]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+DL = '/stigmer/stigmer/releases/download/v1.2.3/'
+
+
+@pytest.fixture
+def gh():
+    host = Host()
+    host.routes[DL + NAME] = (200, {}, PAYLOAD)
+    host.routes[DL + NAME + '.sha256'] = (200, {}, ('%s  %s\n' % (GOOD, NAME)).encode())
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def dest(tmp_path):
+    return str(tmp_path / 'cache' / 'v1.2.3')
+
+
+def urls(host, name=NAME):
+    return dict(url=host.base + DL + name, checksum_url=host.base + DL + name + '.sha256')
+
+
+def no_network(*args, **kwargs):
+    raise AssertionError('no request expected, got %r' % (args,))
+
+
+def leftovers(directory):
+    """Everything in dest_dir apart from the lock directory."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(n for n in os.listdir(directory) if n != '.locks')
+
+
+# ---------------------------------------------------------------- download, then warm cache
+
+
+def test_download_verify_and_record(gh, dest):
+    result = ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    path = os.path.join(dest, NAME)
+    assert result['changed'] is True and result['downloaded'] is True
+    assert result['path'] == path and result['sha256'] == GOOD
+    assert result['verified_against'] == ['checksum_file']
+    assert 'downloaded %s' % NAME in result['msg']
+    with open(path, 'rb') as handle:
+        assert handle.read() == PAYLOAD
+    with open(path + '.sha256') as handle:
+        assert handle.read() == '%s  %s\n' % (GOOD, NAME)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # archives are world-readable
+    assert leftovers(dest) == [NAME, NAME + '.sha256']
+    assert gh.hits(DL + NAME) == 1 and gh.hits(DL + NAME + '.sha256') == 1
+
+
+def test_warm_cache_makes_no_request(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    result = ensure_artifact(NAME, dest_dir=dest, fetch=no_network, **urls(gh))
+    assert result['changed'] is False and result['downloaded'] is False
+    assert result['sha256'] == GOOD
+    assert result['verified_against'] == ['record']
+    # With the pin and the API digest it is still free.
+    result = ensure_artifact(NAME, dest_dir=dest, pinned='sha256:' + GOOD.upper(), digest='sha256:' + GOOD,
+                             fetch=no_network, **urls(gh))
+    assert result['changed'] is False
+    assert result['verified_against'] == ['record', 'pinned', 'digest']
+
+
+def test_tampered_cache_is_downloaded_again(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    with open(os.path.join(dest, NAME), 'ab') as handle:
+        handle.write(b'tampered')
+    result = ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert result['downloaded'] is True and result['changed'] is True
+    assert result['previous_sha256'] != GOOD
+    assert gh.hits(DL + NAME) == 2
+
+
+def test_repinned_checksum_invalidates_the_record(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, pinned=OTHER, **urls(gh))
+    assert 'checksum mismatch' in str(info.value)
+    # The verified copy from before is untouched.
+    with open(os.path.join(dest, NAME), 'rb') as handle:
+        assert handle.read() == PAYLOAD
+    assert leftovers(dest) == [NAME, NAME + '.sha256']
+
+
+def test_present_file_without_record_is_adopted_without_download(gh, dest):
+    os.makedirs(dest)
+    with open(os.path.join(dest, NAME), 'wb') as handle:
+        handle.write(PAYLOAD)
+    result = ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert result['changed'] is False and result['downloaded'] is False
+    assert gh.hits(DL + NAME) == 0
+    assert os.path.exists(os.path.join(dest, NAME + '.sha256'))
+
+
+# ---------------------------------------------------------------- verification failures leave nothing
+
+
+def test_corrupt_download_leaves_nothing(gh, dest):
+    gh.routes[DL + NAME] = (200, {}, PAYLOAD[:-1] + b'X')
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    message = str(info.value)
+    assert message.startswith('checksum mismatch for %s: expected %s (from %s), got ' % (NAME, GOOD, gh.base + DL + NAME + '.sha256'))
+    assert 'nothing was installed' in message
+    assert leftovers(dest) == []
+
+
+def test_short_download_leaves_nothing(gh, dest):
+    def truncated(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(len(PAYLOAD)))
+        handler.end_headers()
+        handler.wfile.write(PAYLOAD[:1000])
+        handler.close_connection = True
+
+    gh.routes[DL + NAME] = truncated
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert 'incomplete' in str(info.value)
+    assert 'got 1000 of %d bytes' % len(PAYLOAD) in str(info.value)
+    assert leftovers(dest) == []
+
+
+def test_a_fetch_that_lies_about_length_is_caught(dest):
+    """Even a fetch whose stream does not check Content-Length cannot slip a short body through."""
+    import io
+
+    class Lying(http.Response):
+        def iter_chunks(self, chunk_size=1024):
+            yield self._raw.read()
+
+    def fetch(url, **kwargs):
+        if url.endswith('.sha256'):
+            return http.Response(io.BytesIO(GOOD.encode()), 200, {}, url)
+        return Lying(io.BytesIO(PAYLOAD[:10]), 200, {'content-length': str(len(PAYLOAD))}, url)
+
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'https://h/' + NAME, dest, checksum_url='https://h/x.sha256', fetch=fetch)
+    assert 'got 10 of' in str(info.value)
+    assert leftovers(dest) == []
+
+
+def test_interrupted_download_removes_the_temp_file(dest):
+    import io
+
+    class Broken(http.Response):
+        def iter_chunks(self, chunk_size=1024):
+            yield b'partial'
+            raise KeyboardInterrupt()
+
+    def fetch(url, **kwargs):
+        return Broken(io.BytesIO(b''), 200, {}, url)
+
+    with pytest.raises(KeyboardInterrupt):
+        ensure_artifact(NAME, 'https://h/' + NAME, dest, pinned=GOOD, fetch=fetch)
+    assert leftovers(dest) == []
+
+
+def test_pinned_wins_and_the_checksum_file_is_not_fetched(gh, dest):
+    gh.routes[DL + NAME + '.sha256'] = (200, {}, ('%s  %s\n' % (OTHER, NAME)).encode())
+    result = ensure_artifact(NAME, dest_dir=dest, pinned=GOOD, **urls(gh))
+    assert result['verified_against'] == ['pinned']
+    assert gh.hits(DL + NAME + '.sha256') == 0
+
+
+def test_digest_mismatch_fails_before_downloading(gh, dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, digest='sha256:' + OTHER, **urls(gh))
+    message = str(info.value)
+    assert OTHER in message and GOOD in message
+    assert gh.hits(DL + NAME) == 0
+    assert leftovers(dest) == []
+
+
+def test_digest_agreeing_is_reported(gh, dest):
+    result = ensure_artifact(NAME, dest_dir=dest, digest='sha256:' + GOOD, **urls(gh))
+    assert result['verified_against'] == ['checksum_file', 'digest']
+
+
+def test_missing_checksum_file(gh, dest):
+    del gh.routes[DL + NAME + '.sha256']
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert gh.base + DL + NAME + '.sha256' in str(info.value)
+    assert '404' in str(info.value)
+    assert gh.hits(DL + NAME) == 0
+
+
+def test_no_checksum_at_all_is_refused(gh, dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, gh.base + DL + NAME, dest)
+    assert str(info.value) == ('no checksum for %s: the release publishes none at %s; pin one in stigmer_checksums'
+                               % (NAME, gh.base + DL))
+    assert gh.hits(DL + NAME) == 0
+
+
+def test_checksums_txt_with_checksum_name(gh, dest):
+    temporal = 'temporal_cli_1.5.1_linux_amd64.tar.gz'
+    gh.routes['/t/' + temporal] = (200, {}, PAYLOAD)
+    gh.routes['/t/checksums.txt'] = (200, {}, ('%s  temporal_cli_1.5.1_darwin_arm64.tar.gz\n%s  %s\n'
+                                               % (OTHER, GOOD, temporal)).encode())
+    result = ensure_artifact(temporal, gh.base + '/t/' + temporal, dest, checksum_url=gh.base + '/t/checksums.txt')
+    assert result['sha256'] == GOOD
+
+
+def test_unsafe_names_are_refused(gh, dest):
+    for name in ('../evil', '.hidden', 'a/b', ''):
+        with pytest.raises(ArtifactError):
+            ensure_artifact(name, gh.base + '/x', dest, pinned=GOOD)
+
+
+def test_raw_executable_mode_is_left_to_the_installer(gh, dest):
+    gh.routes[DL + RUNNER] = (200, {}, b'#!/bin/sh\n')
+    digest = hashlib.sha256(b'#!/bin/sh\n').hexdigest()
+    result = ensure_artifact(RUNNER, gh.base + DL + RUNNER, dest, pinned=digest)
+    assert stat.S_IMODE(os.stat(result['path']).st_mode) == 0o600
+
+
+# ---------------------------------------------------------------- private repositories
+
+
+def test_private_download_goes_through_the_api_and_drops_the_token_on_redirect(gh, dest):
+    assets = Host()
+    try:
+        assets.routes['/signed/blob'] = (200, {}, PAYLOAD)
+        gh.routes['/api/v3/repos/o/r/releases/assets/7'] = (302, {'Location': assets.base + '/signed/blob?sig=1'}, b'')
+        gh.routes['/api/v3/repos/o/r/releases/assets/8'] = (200, {}, ('%s  %s\n' % (GOOD, NAME)).encode())
+        result = ensure_artifact(NAME, 'https://github.invalid/o/r/' + NAME, dest, token=TOKEN,
+                                 api_url=gh.base + '/api/v3/repos/o/r/releases/assets/7',
+                                 checksum_api_url=gh.base + '/api/v3/repos/o/r/releases/assets/8')
+        assert result['downloaded'] is True and result['sha256'] == GOOD
+        api = gh.headers_of('/api/v3/repos/o/r/releases/assets/7')[0]
+        assert api['authorization'] == 'Bearer ' + TOKEN
+        assert api['accept'] == 'application/octet-stream'
+        signed = assets.headers_of('/signed/blob')[0]
+        assert 'authorization' not in signed
+    finally:
+        assets.close()
+
+
+def test_without_token_the_plain_url_is_used_and_gets_no_token(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, api_url=gh.base + '/api/never', **urls(gh))
+    assert gh.hits('/api/never') == 0
+    assert 'authorization' not in gh.headers_of(DL + NAME)[0]
+
+
+def test_errors_never_show_the_token(gh, dest):
+    gh.routes['/api/asset'] = (401, {}, ('{"message": "Bad credentials %s"}' % TOKEN).encode())
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'https://h.invalid/' + NAME, dest, pinned=GOOD, token=TOKEN,
+                        api_url=gh.base + '/api/asset')
+    assert '401' in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def slow_payload(handler):
+    time.sleep(0.3)  # keep the first download in flight while the others arrive
+    return 200, {}, PAYLOAD
+
+
+def _worker(args):
+    dest, kwargs = args
+    return ensure_artifact(NAME, dest_dir=dest, **kwargs)
+
+
+def test_four_threads_download_once(gh, dest):
+    gh.routes[DL + NAME] = slow_payload
+    results = []
+    errors = []
+
+    def run():
+        try:
+            results.append(_worker((dest, urls(gh))))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for dummy in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert gh.hits(DL + NAME) == 1
+    assert sorted(r['downloaded'] for r in results) == [False, False, False, True]
+    assert set(r['sha256'] for r in results) == {GOOD}
+    assert leftovers(dest) == [NAME, NAME + '.sha256']
+
+
+@pytest.mark.skipif('fork' not in multiprocessing.get_all_start_methods(), reason='needs fork')
+def test_four_processes_download_once(gh, dest):
+    gh.routes[DL + NAME] = slow_payload
+    ctx = multiprocessing.get_context('fork')
+    with ctx.Pool(4) as pool:
+        results = pool.map(_worker, [(dest, urls(gh))] * 4, chunksize=1)
+    assert gh.hits(DL + NAME) == 1
+    assert sorted(r['downloaded'] for r in results) == [False, False, False, True]
+    assert leftovers(dest) == [NAME, NAME + '.sha256']
+
+
+# ---------------------------------------------------------------- check mode
+
+
+def test_check_mode_on_a_fresh_host_touches_nothing(gh, dest):
+    result = ensure_artifact(NAME, dest_dir=dest, check_mode=True, **urls(gh))
+    assert result['changed'] is True and result['downloaded'] is False
+    assert result['sha256'] == GOOD
+    assert result['msg'].startswith('would download %s' % NAME)
+    assert not os.path.exists(dest)
+    assert gh.hits(DL + NAME) == 0
+
+
+def test_check_mode_with_a_verified_copy(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    result = ensure_artifact(NAME, dest_dir=dest, check_mode=True, fetch=no_network, **urls(gh))
+    assert result['changed'] is False and result['downloaded'] is False
+
+
+def test_check_mode_reports_a_missing_checksum(gh, dest):
+    del gh.routes[DL + NAME + '.sha256']
+    with pytest.raises(ArtifactError):
+        ensure_artifact(NAME, dest_dir=dest, check_mode=True, **urls(gh))
+    assert not os.path.exists(dest)

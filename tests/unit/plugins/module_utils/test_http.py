@@ -1,0 +1,300 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""http.fetch against real HTTP servers on 127.0.0.1 (ephemeral ports), plus its pure helpers."""
+
+import calendar
+import socket
+import threading
+
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.stigmer.runtime.plugins.module_utils import http
+
+TOKEN = 'ghp_TESTTOKEN0123456789abcdefABCDEF'
+
+
+class Server(object):
+    """A tiny scriptable HTTP server: routes map a path to a function(handler) -> (status, headers, body)."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                path = self.path
+                server.requests.append({'method': self.command, 'path': path,
+                                        'headers': dict((k.lower(), v) for k, v in self.headers.items())})
+                route = server.routes.get(path.split('?')[0])
+                if route is None:
+                    status, headers, body = 404, {}, b'{"message": "Not Found"}'
+                else:
+                    status, headers, body = route(self)
+                    if status is None:  # the route wrote its own answer
+                        return
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header('Content-Length', str(len(body)))
+                self.end_headers()
+                if self.command != 'HEAD':
+                    self.wfile.write(body)
+
+            do_GET = _serve
+            do_HEAD = _serve
+            do_POST = _serve
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.base = 'http://127.0.0.1:%d' % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def hits(self, path):
+        return [r for r in self.requests if r['path'].split('?')[0] == path]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def origin():
+    server = Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def asset_host():
+    server = Server()
+    yield server
+    server.close()
+
+
+def fixed(status, body=b'', headers=None):
+    return lambda handler: (status, headers or {}, body)
+
+
+# ---------------------------------------------------------------- auth_headers_for / origins
+
+
+def test_auth_headers_only_for_the_same_origin():
+    origin = 'https://api.github.com/repos/a/b/releases/assets/1'
+    assert http.auth_headers_for('https://api.github.com/other', origin, TOKEN) == {'Authorization': 'Bearer ' + TOKEN}
+    assert http.auth_headers_for('https://API.GITHUB.COM:443/x', origin, TOKEN) == {'Authorization': 'Bearer ' + TOKEN}
+    assert http.auth_headers_for('https://objects.githubusercontent.com/x', origin, TOKEN) == {}
+    assert http.auth_headers_for('http://api.github.com/x', origin, TOKEN) == {}
+    assert http.auth_headers_for('https://api.github.com:8443/x', origin, TOKEN) == {}
+    assert http.auth_headers_for(origin, origin, None) == {}
+    assert http.auth_headers_for(origin, origin, '') == {}
+
+
+def test_redact_url_drops_credentials_and_query():
+    assert http.redact_url('https://user:secret@mirror.example/a/b?token=x#f') == 'https://mirror.example/a/b'
+    assert http.redact_url('https://h/p') == 'https://h/p'
+
+
+# ---------------------------------------------------------------- redirects and the token
+
+
+def test_redirect_to_another_host_drops_the_token(origin, asset_host):
+    asset_host.routes['/signed/asset'] = fixed(200, b'payload')
+    origin.routes['/download'] = fixed(302, headers={'Location': asset_host.base + '/signed/asset?sig=abc'})
+
+    with http.fetch(origin.base + '/download', token=TOKEN, headers={'Accept': 'application/octet-stream'}) as resp:
+        assert resp.status == 200
+        assert resp.url == asset_host.base + '/signed/asset?sig=abc'
+        assert resp.read() == b'payload'
+
+    first = origin.hits('/download')[0]['headers']
+    assert first['authorization'] == 'Bearer ' + TOKEN
+    second = asset_host.hits('/signed/asset')[0]['headers']
+    assert 'authorization' not in second
+    # Other headers do follow (the asset host needs Accept).
+    assert second['accept'] == 'application/octet-stream'
+
+
+def test_redirect_within_the_origin_keeps_the_token(origin):
+    origin.routes['/a'] = fixed(301, headers={'Location': '/b'})
+    origin.routes['/b'] = fixed(200, b'ok')
+    with http.fetch(origin.base + '/a', token=TOKEN) as resp:
+        assert resp.read() == b'ok'
+    assert origin.hits('/a')[0]['headers']['authorization'] == 'Bearer ' + TOKEN
+    assert origin.hits('/b')[0]['headers']['authorization'] == 'Bearer ' + TOKEN
+
+
+def test_caller_authorization_header_never_crosses_origins(origin, asset_host):
+    asset_host.routes['/x'] = fixed(200, b'ok')
+    origin.routes['/a'] = fixed(307, headers={'Location': asset_host.base + '/x'})
+    with http.fetch(origin.base + '/a', headers={'Authorization': 'Basic c2VjcmV0'}) as resp:
+        resp.read()
+    assert origin.hits('/a')[0]['headers']['authorization'] == 'Basic c2VjcmV0'
+    assert 'authorization' not in asset_host.hits('/x')[0]['headers']
+
+
+def test_redirect_back_to_the_origin_gets_the_token_again(origin, asset_host):
+    origin.routes['/start'] = fixed(302, headers={'Location': asset_host.base + '/hop'})
+    asset_host.routes['/hop'] = fixed(302, headers={'Location': origin.base + '/end'})
+    origin.routes['/end'] = fixed(200, b'done')
+    with http.fetch(origin.base + '/start', token=TOKEN) as resp:
+        assert resp.read() == b'done'
+    assert 'authorization' not in asset_host.hits('/hop')[0]['headers']
+    assert origin.hits('/end')[0]['headers']['authorization'] == 'Bearer ' + TOKEN
+
+
+def test_without_following_redirects_the_3xx_is_returned(origin):
+    origin.routes['/stigmer/stigmer/releases/latest'] = fixed(
+        302, headers={'Location': origin.base + '/stigmer/stigmer/releases/tag/v1.1.0'})
+    resp = http.fetch(origin.base + '/stigmer/stigmer/releases/latest', follow_redirects=False)
+    try:
+        assert resp.status == 302
+        assert resp.headers['location'].endswith('/releases/tag/v1.1.0')
+    finally:
+        resp.close()
+    assert len(origin.requests) == 1
+
+
+def test_redirect_loop_is_bounded(origin):
+    origin.routes['/loop'] = fixed(302, headers={'Location': '/loop'})
+    with pytest.raises(http.TooManyRedirects):
+        http.fetch(origin.base + '/loop', max_redirects=3)
+    assert len(origin.hits('/loop')) == 4
+
+
+def test_redirect_to_a_non_http_scheme_is_refused(origin):
+    origin.routes['/a'] = fixed(302, headers={'Location': 'file:///etc/passwd'})
+    with pytest.raises(http.HttpError) as info:
+        http.fetch(origin.base + '/a')
+    assert info.value.status == 302
+
+
+def test_303_after_post_becomes_get(origin):
+    origin.routes['/form'] = fixed(303, headers={'Location': '/result'})
+    origin.routes['/result'] = fixed(200, b'r')
+    with http.fetch(origin.base + '/form', method='POST') as resp:
+        assert resp.read() == b'r'
+    assert origin.hits('/result')[0]['method'] == 'GET'
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_http_error_carries_status_lowercase_headers_and_short_body(origin):
+    origin.routes['/missing'] = fixed(404, b'x' * 5000, headers={'X-GitHub-Request-Id': 'abc'})
+    with pytest.raises(http.HttpError) as info:
+        http.fetch(origin.base + '/missing', token=TOKEN)
+    exc = info.value
+    assert exc.status == 404
+    assert exc.headers['x-github-request-id'] == 'abc'
+    assert exc.url == origin.base + '/missing'
+    assert len(exc.body) == 2048
+    assert TOKEN not in str(exc)
+
+
+def test_304_is_returned_to_the_caller(origin):
+    origin.routes['/etag'] = fixed(304, headers={'ETag': '"abc"'})
+    with http.fetch(origin.base + '/etag', headers={'If-None-Match': '"abc"'}) as resp:
+        assert resp.status == 304
+        assert resp.headers['etag'] == '"abc"'
+    assert origin.hits('/etag')[0]['headers']['if-none-match'] == '"abc"'
+
+
+def test_connection_refused_names_the_url():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    url = 'http://127.0.0.1:%d/repos/x/y' % port
+    with pytest.raises(http.ConnectError) as info:
+        http.fetch(url, token=TOKEN, timeout=5)
+    assert url in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+def _truncated(handler):
+    handler.send_response(200)
+    handler.send_header('Content-Length', '1000')
+    handler.end_headers()
+    handler.wfile.write(b'a' * 100)
+    handler.wfile.flush()
+    handler.close_connection = True
+    return None, None, None
+
+
+def test_short_read_is_detected_while_streaming(origin):
+    origin.routes['/short'] = _truncated
+    resp = http.fetch(origin.base + '/short')
+    received = 0
+    with pytest.raises(http.ShortReadError) as info:
+        for chunk in resp.iter_chunks(16):
+            received += len(chunk)
+    resp.close()
+    assert received == 100
+    assert info.value.expected == 1000
+    assert info.value.received == 100
+    assert 'got 100 of 1000 bytes' in str(info.value)
+
+
+def test_short_read_is_detected_by_read(origin):
+    origin.routes['/short'] = _truncated
+    with pytest.raises(http.ShortReadError):
+        with http.fetch(origin.base + '/short') as resp:
+            resp.read()
+
+
+def test_read_limit(origin):
+    origin.routes['/big'] = fixed(200, b'y' * 4096)
+    with pytest.raises(http.ResponseTooLarge):
+        with http.fetch(origin.base + '/big') as resp:
+            resp.read(max_bytes=1024)
+
+
+# ---------------------------------------------------------------- rate limits
+
+NOW = calendar.timegm((2026, 11, 21, 5, 35, 0))
+RESET = calendar.timegm((2026, 11, 21, 6, 12, 0))
+
+
+def test_rate_limit_message_for_403():
+    headers = {'X-RateLimit-Limit': '60', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': str(RESET)}
+    assert http.rate_limit_message(403, headers, 'https://api.github.com', now=NOW) == (
+        'GitHub API rate limit exceeded at https://api.github.com (limit 60 requests/hour); '
+        'it resets at 2026-11-21 06:12:00 UTC (in 37 min). '
+        'Set stigmer_github_token (or export GITHUB_TOKEN on the controller) to raise the limit.')
+
+
+def test_rate_limit_message_for_429_with_retry_after():
+    message = http.rate_limit_message(429, {'retry-after': '90'}, 'https://ghe.example/api/v3', now=NOW)
+    assert message.startswith('GitHub API rate limit exceeded at https://ghe.example/api/v3; it resets at '
+                              '2026-11-21 05:36:30 UTC (in 2 min).')
+
+
+def test_rate_limit_message_with_a_token_does_not_ask_for_one():
+    headers = {'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': str(NOW + 7300)}
+    message = http.rate_limit_message(403, headers, 'https://api.github.com', now=NOW, authenticated=True)
+    assert '(limit 5000 requests/hour)' in message
+    assert '(in 2 h 2 min)' in message
+    assert 'Set stigmer_github_token' not in message
+
+
+def test_not_a_rate_limit():
+    assert http.rate_limit_message(403, {'x-ratelimit-remaining': '12'}, 'https://api.github.com', now=NOW) is None
+    assert http.rate_limit_message(404, {'x-ratelimit-remaining': '0'}, 'https://api.github.com', now=NOW) is None
+    assert http.rate_limit_message(429, {}, 'https://api.github.com', now=NOW) is None
+
+
+def test_rate_limit_reset_in_the_past_or_soon():
+    headers = {'x-ratelimit-remaining': '0', 'x-ratelimit-reset': str(NOW - 10)}
+    assert '(in under a minute)' in http.rate_limit_message(403, headers, 'https://api.github.com', now=NOW)

@@ -1,0 +1,511 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+
+import pytest
+
+from ansible_collections.stigmer.runtime.plugins.module_utils import install
+from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
+    InstallError,
+    ensure_version,
+    link_value,
+    plan_prune,
+    validate_relpath,
+    validate_version_name,
+    version_check_problem,
+    version_from_target,
+)
+
+IDS = (os.getuid(), os.getgid())
+
+
+def script(version, rc=0, extra=''):
+    """A stand-in CLI: prints its version like `stigmer --version` does, or fails."""
+    body = '#!/bin/sh\n%s' % extra
+    if rc:
+        body += 'echo "cannot execute binary file" >&2\nexit %d\n' % rc
+    else:
+        body += 'echo "stigmer version v%s"\n' % version
+    return body.encode()
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_tar(path, members):
+    """members: list of (name, bytes, mode)."""
+    with tarfile.open(str(path), 'w:gz') as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+class Release(object):
+    """One version's staged artifacts: a CLI tarball and a raw agent-runner."""
+
+    def __init__(self, tmp_path, version, cli=None, runner=None):
+        self.version = version
+        self.tag = 'v' + version
+        cache = tmp_path / 'cache' / self.tag
+        cache.mkdir(parents=True, exist_ok=True)
+        cli = script(version) if cli is None else cli
+        runner = script(version) if runner is None else runner
+        self.cli_bytes = cli
+        self.runner_bytes = runner
+        self.tar = make_tar(cache / ('stigmer-%s-linux-amd64.tar.gz' % self.tag),
+                            [('stigmer', cli, 0o755), ('README.md', b'read me\n', 0o644)])
+        self.raw = str(cache / ('agent-runner-%s-linux-amd64' % self.tag))
+        with open(self.raw, 'wb') as handle:
+            handle.write(runner)
+
+        with open(self.tar, 'rb') as handle:
+            self.tar_sha = sha(handle.read())
+
+    def sources(self):
+        return [
+            {'src': self.tar, 'sha256': self.tar_sha, 'archive': True},
+            {'src': self.raw, 'sha256': sha(self.runner_bytes), 'dest': 'agent-runner'},
+        ]
+
+    def checks(self):
+        return [{'command': 'stigmer', 'args': ['--version'], 'expect': self.tag},
+                {'command': 'agent-runner', 'expect': self.version}]
+
+
+class Clock(object):
+    """Monotonic fake time so pruning order is decided by the test, not the CPU."""
+
+    def __init__(self, start=1000.0):
+        self.value = start
+
+    def __call__(self):
+        self.value += 10
+        return self.value
+
+
+@pytest.fixture
+def tree(tmp_path):
+    base = tmp_path / 'opt'
+    base.mkdir()
+    return {'root': str(base / 'versions'), 'link': str(base / 'current'), 'tmp': tmp_path,
+            'clock': Clock()}
+
+
+def run(tree, release, **kwargs):
+    args = dict(root=tree['root'], version=release.tag, sources=release.sources(), link=tree['link'],
+                files={'share/agent-runner.version': release.tag + '\n'},
+                version_checks=release.checks(), ids=IDS, now=tree['clock'])
+    args.update(kwargs)
+    return ensure_version(**args)
+
+
+def leftovers(tree):
+    names = os.listdir(tree['root']) if os.path.isdir(tree['root']) else []
+    names += os.listdir(os.path.dirname(tree['link']))
+    return sorted(n for n in names if '.tmp-' in n)
+
+
+def versions(tree):
+    return sorted(n for n in os.listdir(tree['root']) if not n.startswith('.'))
+
+
+# --- pure functions -------------------------------------------------------
+
+def test_link_value_is_relative_and_stable(tmp_path):
+    assert link_value('/opt/stigmer/versions', 'v1.2.3', '/opt/stigmer/current') == 'versions/v1.2.3'
+    assert link_value('/opt/stigmer/temporal/versions', '1.5.1', '/opt/stigmer/temporal/current') == 'versions/1.5.1'
+    assert link_value('/opt/a/versions', 'v1', '/usr/local/current') == '../../opt/a/versions/v1'
+
+
+def test_version_from_target():
+    assert version_from_target('/opt/s/current', 'versions/v1.0.0', '/opt/s/versions') == 'v1.0.0'
+    assert version_from_target('/opt/s/current', '/opt/s/versions/v2.0.0', '/opt/s/versions') == 'v2.0.0'
+    assert version_from_target('/opt/s/current', '/elsewhere/v2.0.0', '/opt/s/versions') is None
+    assert version_from_target('/opt/s/current', None, '/opt/s/versions') is None
+
+
+@pytest.mark.parametrize('bad', ['', '.', '..', 'a/b', '.hidden', ' v1'])
+def test_bad_version_names(bad):
+    with pytest.raises(InstallError):
+        validate_version_name(bad)
+
+
+@pytest.mark.parametrize('bad', ['/etc/passwd', '../x', 'share/../../x', '.manifest.json', 'bin/evil'])
+def test_bad_relpaths(bad):
+    with pytest.raises(InstallError):
+        validate_relpath(bad)
+
+
+def test_relpath_normalised():
+    assert validate_relpath('share//x/./y') == 'share/x/y'
+
+
+def test_plan_prune_by_use_not_semver():
+    candidates = {'v3.0.0': 10.0, 'v1.0.0': 30.0, 'v2.0.0': 20.0, 'v4.0.0': 40.0}
+    assert plan_prune(candidates, 2, {'v4.0.0'}) == ['v3.0.0', 'v2.0.0']
+    # The link target is kept even when it is the least recently used.
+    assert plan_prune(candidates, 2, {'v3.0.0'}) == ['v2.0.0', 'v1.0.0']
+    assert plan_prune(candidates, 1, {'v4.0.0', 'v3.0.0'}) == ['v2.0.0', 'v1.0.0']
+    assert plan_prune(candidates, 10, {'v4.0.0'}) == []
+    with pytest.raises(InstallError):
+        plan_prune(candidates, 0, set())
+
+
+def test_version_check_problem():
+    assert version_check_problem(['stigmer', '--version'], '1.1.0', 0, 'stigmer version v1.1.0\n') is None
+    assert version_check_problem(['stigmer', 'version'], '1.1.0', 0, 'Stigmer CLI 1.1.0+abc (go1.22.5)') is None
+    msg = version_check_problem(['stigmer', '--version'], '1.1.0', 0, 'stigmer version v1.0.0')
+    assert 'reports version 1.0.0, expected 1.1.0' in msg and 'stigmer --version' in msg
+    msg = version_check_problem(['stigmer', '--version'], '1.1.0', 126, 'cannot execute binary file')
+    assert 'exited with 126' in msg and 'architecture' in msg and 'cannot execute binary file' in msg
+    assert 'reports version none' in version_check_problem(['x'], '1.1.0', 0, 'usage: x')
+
+
+# --- install, upgrade, rollback, prune ---------------------------------------
+
+def test_fresh_install_layout(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    result = run(tree, rel)
+    vdir = os.path.join(tree['root'], 'v1.1.0')
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['previous'] is None
+    assert result['path'] == vdir
+    assert result['files'] == ['agent-runner', 'stigmer']
+    assert result['pruned'] == []
+    assert os.readlink(tree['link']) == 'versions/v1.1.0'
+    assert sorted(os.listdir(os.path.join(vdir, 'bin'))) == ['agent-runner', 'stigmer']  # no README
+    for name in ('agent-runner', 'stigmer'):
+        assert stat.S_IMODE(os.stat(os.path.join(vdir, 'bin', name)).st_mode) == 0o755
+    version_file = os.path.join(vdir, 'share', 'agent-runner.version')
+    assert open(version_file).read() == 'v1.1.0\n'
+    assert stat.S_IMODE(os.stat(version_file).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(vdir).st_mode) == 0o755
+    manifest = json.load(open(os.path.join(vdir, '.manifest.json')))
+    assert manifest['version'] == 'v1.1.0'
+    assert sorted(s['sha256'] for s in manifest['sources']) == sorted(s['sha256'] for s in rel.sources())
+    assert manifest['files']['bin/agent-runner'] == sha(rel.runner_bytes)
+    assert manifest['files']['bin/stigmer'] == sha(rel.cli_bytes)
+    assert manifest['files']['share/agent-runner.version'] == sha(b'v1.1.0\n')
+    assert isinstance(manifest['installed_at'], float)
+    assert leftovers(tree) == []
+
+
+def test_second_run_is_idempotent(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    result = run(tree, rel)
+    assert not result['changed']
+    assert not result['installed'] and not result['switched']
+    assert result['previous'] == 'v1.1.0'
+    assert result['files'] == ['agent-runner', 'stigmer']
+
+
+def test_idempotent_without_artifacts(tree):
+    """Once installed, the cache may be gone: nothing reads src on an intact install."""
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    sources = rel.sources()
+    os.unlink(rel.tar)
+    os.unlink(rel.raw)
+    assert not run(tree, rel, sources=sources)['changed']
+
+
+def test_upgrade_switches_and_keeps_previous(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    result = run(tree, Release(tree['tmp'], '1.1.0'))
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['previous'] == 'v1.0.0'
+    assert os.readlink(tree['link']) == 'versions/v1.1.0'
+    assert versions(tree) == ['v1.0.0', 'v1.1.0']
+    assert result['pruned'] == []
+
+
+def test_rollback_to_kept_version_only_switches(tree):
+    old = Release(tree['tmp'], '1.0.0')
+    run(tree, old)
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    result = run(tree, old)
+    assert result['changed'] and result['switched'] and not result['installed']
+    assert result['previous'] == 'v1.1.0'
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    assert versions(tree) == ['v1.0.0', 'v1.1.0']
+
+
+def test_prune_follows_activation_order(tree):
+    v1 = Release(tree['tmp'], '1.0.0')
+    run(tree, v1)
+    run(tree, Release(tree['tmp'], '2.0.0'))
+    run(tree, Release(tree['tmp'], '3.0.0'), keep=3)
+    # Roll back to the oldest: it becomes the most recently used.
+    run(tree, v1, keep=3)
+    result = run(tree, Release(tree['tmp'], '4.0.0'), keep=2)
+    # v1 was left last (deactivated when 4.0.0 went live), so it is the rollback target.
+    assert sorted(result['pruned']) == ['v2.0.0', 'v3.0.0']
+    assert result['pruned'] == ['v2.0.0', 'v3.0.0']
+    assert versions(tree) == ['v1.0.0', 'v4.0.0']
+
+
+def test_keep_one_removes_all_but_active(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    result = run(tree, Release(tree['tmp'], '2.0.0'), keep=1)
+    assert result['pruned'] == ['v1.0.0']
+    assert versions(tree) == ['v2.0.0']
+
+
+def test_switch_false_installs_without_touching_link(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    result = run(tree, Release(tree['tmp'], '2.0.0'), switch=False, keep=1)
+    assert result['installed'] and not result['switched']
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    # keep=1 cannot drop either the active or the just-installed version.
+    assert result['pruned'] == []
+    assert versions(tree) == ['v1.0.0', 'v2.0.0']
+
+
+# --- failures leave the host as it was ---------------------------------------
+
+@pytest.mark.parametrize('runner_script', [
+    script('0.9.0'),                 # reports the wrong version
+    script('1.1.0', rc=126),         # cannot execute (e.g. another CPU)
+])
+def test_failed_version_check_keeps_previous(tree, runner_script):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    bad = Release(tree['tmp'], '1.1.0', runner=runner_script)
+    with pytest.raises(InstallError) as excinfo:
+        run(tree, bad)
+    msg = str(excinfo.value)
+    assert 'agent-runner' in msg and '1.1.0' in msg
+    assert 'unchanged' in msg
+    if b'exit 126' in runner_script:
+        assert 'exited with 126' in msg and 'cannot execute binary file' in msg
+    else:
+        assert 'reports version 0.9.0' in msg
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    assert versions(tree) == ['v1.0.0']
+    assert leftovers(tree) == []
+
+
+def test_version_check_runs_with_clean_env(tree, monkeypatch):
+    monkeypatch.setenv('STIGMER_LEAK', 'yes')
+    probe = script('1.1.0', extra='[ -z "$STIGMER_LEAK" ] || exit 3\n'
+                               '[ "$PATH" = /usr/bin:/bin ] || exit 4\n')
+    rel = Release(tree['tmp'], '1.1.0', runner=probe)
+    assert run(tree, rel)['installed']
+
+
+def test_missing_check_command(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    with pytest.raises(InstallError, match='not among the installed executables'):
+        run(tree, rel, version_checks=[{'command': 'temporal', 'expect': '1.1.0'}])
+    assert leftovers(tree) == []
+
+
+def test_source_sha_mismatch_changes_nothing(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    sources[1]['sha256'] = '0' * 64
+    with pytest.raises(InstallError, match='sha256 mismatch for .*agent-runner'):
+        run(tree, rel, sources=sources)
+    sources = rel.sources()
+    sources[0]['sha256'] = 'sha256:' + 'a' * 64
+    with pytest.raises(InstallError, match='sha256 mismatch for .*tar.gz'):
+        run(tree, rel, sources=sources)
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    assert versions(tree) == ['v1.0.0']
+    assert leftovers(tree) == []
+
+
+def test_bad_sha_spelling_refused(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    sources[0]['sha256'] = 'not-a-digest'
+    with pytest.raises(InstallError, match=r'sources\[0\]'):
+        run(tree, rel, sources=sources)
+
+
+def test_tampered_binary_is_repaired(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    target = os.path.join(tree['root'], 'v1.1.0', 'bin', 'stigmer')
+    with open(target, 'ab') as handle:
+        handle.write(b'# evil\n')
+    result = run(tree, rel)
+    assert result['changed'] and result['installed'] and not result['switched']
+    assert 'bin/stigmer' in result['reason']
+    assert open(target, 'rb').read() == rel.cli_bytes
+    assert leftovers(tree) == []
+    assert not run(tree, rel)['changed']
+
+
+@pytest.mark.parametrize('damage', ['chmod', 'extra', 'missing', 'manifest', 'files'])
+def test_other_damage_is_repaired(tree, damage):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    vdir = os.path.join(tree['root'], 'v1.1.0')
+    kwargs = {}
+    if damage == 'chmod':
+        os.chmod(os.path.join(vdir, 'bin', 'stigmer'), 0o777)
+    elif damage == 'extra':
+        open(os.path.join(vdir, 'bin', 'intruder'), 'w').close()
+    elif damage == 'missing':
+        os.unlink(os.path.join(vdir, 'share', 'agent-runner.version'))
+    elif damage == 'manifest':
+        open(os.path.join(vdir, '.manifest.json'), 'w').write('{not json')
+    elif damage == 'files':
+        # Same artifacts, but the role now asks for different file content.
+        kwargs['files'] = {'share/agent-runner.version': 'v1.1.0-other\n'}
+    result = run(tree, rel, **kwargs)
+    assert result['installed'] and result['changed']
+    assert sorted(os.listdir(os.path.join(vdir, 'bin'))) == ['agent-runner', 'stigmer']
+    assert not run(tree, rel, **kwargs)['changed']
+
+
+def test_stale_temp_dirs_are_cleaned(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    crash = os.path.join(tree['root'], '.v1.2.0.tmp-abc123')
+    os.makedirs(os.path.join(crash, 'bin'))
+    os.symlink('versions/v1.1.0', tree['link'] + '.tmp-deadbeef')
+    result = run(tree, rel)
+    assert result['changed'] and not result['installed']
+    assert crash in result['cleaned'] and tree['link'] + '.tmp-deadbeef' in result['cleaned']
+    assert leftovers(tree) == []
+
+
+def test_link_that_is_a_directory_is_refused(tree):
+    os.makedirs(tree['link'])
+    with pytest.raises(InstallError, match='not a symbolic link'):
+        run(tree, Release(tree['tmp'], '1.1.0'))
+
+
+def test_absolute_link_rewritten_to_stable_form(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    os.unlink(tree['link'])
+    os.symlink(os.path.join(tree['root'], 'v1.1.0'), tree['link'])
+    result = run(tree, rel)
+    assert result['switched'] and result['previous'] == 'v1.1.0'
+    assert os.readlink(tree['link']) == 'versions/v1.1.0'
+    assert not run(tree, rel)['changed']
+
+
+# --- archives ---------------------------------------------------------------
+
+def test_archive_extra_files_and_members(tree):
+    cache = tree['tmp'] / 'cache'
+    cache.mkdir()
+    tar = make_tar(cache / 'temporal_cli_1.5.1_linux_amd64.tar.gz', [
+        ('LICENSE', b'MIT\n', 0o644),
+        ('README.md', b'hi\n', 0o644),
+        ('temporal', b'#!/bin/sh\necho "temporal version 1.5.1 (Server 1.29.0, UI 2.41.0)"\n', 0o755),
+        ('helper', b'#!/bin/sh\necho helper 9.9.9\n', 0o755),
+    ])
+    with open(tar, 'rb') as handle:
+        digest = sha(handle.read())
+    args = dict(root=tree['root'], version='1.5.1', link=tree['link'], ids=IDS, now=tree['clock'],
+                version_checks=[{'command': 'temporal', 'args': ['--version'], 'expect': '1.5.1'}])
+    # Default: every executable at the top level, never README/LICENSE.
+    result = ensure_version(sources=[{'src': tar, 'sha256': digest, 'archive': True}], **args)
+    assert result['files'] == ['helper', 'temporal']
+    # members restricts: the version is rebuilt with only temporal in bin/.
+    result = ensure_version(sources=[{'src': tar, 'sha256': digest, 'archive': True, 'members': ['temporal']}],
+                            **args)
+    assert result['files'] == ['temporal']
+    assert os.listdir(os.path.join(tree['root'], '1.5.1', 'bin')) == ['temporal']
+    assert os.readlink(tree['link']) == 'versions/1.5.1'
+
+
+def test_archive_missing_member(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    sources[0]['members'] = ['stigmer-server']
+    with pytest.raises(InstallError, match='stigmer-server'):
+        run(tree, rel, sources=sources)
+    assert leftovers(tree) == []
+
+
+def test_unsafe_archive_refused(tree):
+    cache = tree['tmp'] / 'cache'
+    cache.mkdir()
+    tar = make_tar(cache / 'evil.tar.gz', [('../../etc/evil', b'x', 0o755), ('stigmer', b'x', 0o755)])
+    digest = sha(open(tar, 'rb').read())
+    with pytest.raises(InstallError, match='cannot extract'):
+        ensure_version(root=tree['root'], version='v6.6.6', link=tree['link'], ids=IDS,
+                       sources=[{'src': tar, 'sha256': digest, 'archive': True}])
+    assert leftovers(tree) == []
+    assert versions(tree) == []
+
+
+def test_clashing_names_refused(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    sources[1]['dest'] = 'stigmer'
+    with pytest.raises(InstallError, match='clashes'):
+        run(tree, rel, sources=sources, version_checks=[])
+    assert leftovers(tree) == []
+
+
+# --- check mode ---------------------------------------------------------------
+
+def test_check_mode_fresh_host_without_artifacts(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    os.unlink(rel.tar)
+    os.unlink(rel.raw)
+    result = run(tree, rel, sources=sources, check_mode=True)
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['previous'] is None
+    assert result['files'] == ['agent-runner']
+    assert not os.path.exists(tree['root'])
+    assert not os.path.lexists(tree['link'])
+
+
+def test_check_mode_installed_tree(tree):
+    rel = Release(tree['tmp'], '1.1.0')
+    run(tree, rel)
+    result = run(tree, rel, check_mode=True)
+    assert not result['changed'] and not result['installed'] and not result['switched']
+    assert result['files'] == ['agent-runner', 'stigmer']
+
+
+def test_check_mode_upgrade_reports_prune_without_acting(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    new = Release(tree['tmp'], '1.2.0')
+    sources = new.sources()
+    os.unlink(new.raw)
+    before = sorted(os.listdir(tree['root']))
+    result = run(tree, new, sources=sources, check_mode=True)
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['previous'] == 'v1.1.0'
+    assert result['pruned'] == ['v1.0.0']
+    assert sorted(os.listdir(tree['root'])) == before
+    assert os.readlink(tree['link']) == 'versions/v1.1.0'
+
+
+def test_check_mode_rollback_is_switch_only(tree):
+    old = Release(tree['tmp'], '1.0.0')
+    run(tree, old)
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    result = run(tree, old, check_mode=True)
+    assert result['changed'] and result['switched'] and not result['installed']
+    assert os.readlink(tree['link']) == 'versions/v1.1.0'
+
+
+def test_default_group_is_root_group():
+    assert install.default_group() in ('root', 'wheel')
+    assert install.resolve_ids('0', '0') == (0, 0)
+    with pytest.raises(InstallError, match='owner'):
+        install.resolve_ids('no-such-user-stigmer', None)

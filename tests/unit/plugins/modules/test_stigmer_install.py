@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.stigmer.runtime.plugins.modules import stigmer_install
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        old = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = old
+
+
+def run_module(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            stigmer_install.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def release(tmp_path, version):
+    """A CLI tarball for version; returns (sources, version_checks)."""
+    data = ('#!/bin/sh\necho "stigmer version v%s"\n' % version).encode()
+    path = tmp_path / ('stigmer-v%s-linux-amd64.tar.gz' % version)
+    with tarfile.open(str(path), 'w:gz') as tar:
+        info = tarfile.TarInfo('stigmer')
+        info.size = len(data)
+        info.mode = 0o755
+        tar.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return ([{'src': str(path), 'sha256': digest, 'archive': True}],
+            [{'command': 'stigmer', 'expect': 'v' + version}])
+
+
+def base_args(tmp_path, version):
+    sources, checks = release(tmp_path, version)
+    return {
+        'root': str(tmp_path / 'opt' / 'versions'),
+        'link': str(tmp_path / 'opt' / 'current'),
+        'version': 'v' + version,
+        'sources': sources,
+        'version_checks': checks,
+        'files': {'share/agent-runner.version': 'v%s\n' % version},
+        'owner': str(os.getuid()),
+        'group': str(os.getgid()),
+    }
+
+
+def test_install_then_idempotent_with_diff(tmp_path, capsys):
+    args = base_args(tmp_path, '1.1.0')
+    result = run_module(dict(args, _ansible_diff=True), capsys)
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['files'] == ['stigmer']
+    assert result['diff']['before'] == {'version': None}
+    assert result['diff']['after'] == {'version': 'v1.1.0'}
+    assert os.readlink(args['link']) == 'versions/v1.1.0'
+
+    result = run_module(args, capsys)
+    assert not result['changed']
+    assert result['previous'] == 'v1.1.0'
+
+
+def test_upgrade_diff_and_check_mode(tmp_path, capsys):
+    run_module(base_args(tmp_path, '1.0.0'), capsys)
+    args = base_args(tmp_path, '1.1.0')
+    result = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert result['changed'] and result['installed'] and result['switched']
+    assert result['diff']['before'] == {'version': 'v1.0.0'}
+    assert result['diff']['after'] == {'version': 'v1.1.0'}
+    assert os.readlink(args['link']) == 'versions/v1.0.0'
+    assert not os.path.exists(os.path.join(args['root'], 'v1.1.0'))
+
+    result = run_module(args, capsys)
+    assert result['switched'] and result['previous'] == 'v1.0.0'
+
+
+def test_check_mode_fresh_host_missing_artifacts(tmp_path, capsys):
+    args = base_args(tmp_path, '1.1.0')
+    os.unlink(args['sources'][0]['src'])
+    result = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert result['changed'] and result['installed']
+    assert not os.path.exists(args['root'])
+
+
+def test_failed_version_check_is_a_module_failure(tmp_path, capsys):
+    run_module(base_args(tmp_path, '1.0.0'), capsys)
+    args = base_args(tmp_path, '1.1.0')
+    args['version_checks'] = [{'command': 'stigmer', 'args': ['version'], 'expect': '1.2.0'}]
+    result = run_module(args, capsys)
+    assert result['failed']
+    assert 'stigmer version' in result['msg'] and 'expected 1.2.0' in result['msg']
+    assert os.readlink(args['link']) == 'versions/v1.0.0'
+    assert sorted(os.listdir(args['root'])) == ['v1.0.0']
+
+
+def test_missing_required_options(capsys):
+    result = run_module({'root': '/tmp/nowhere'}, capsys)
+    assert result['failed'] and 'missing required arguments' in result['msg']
+
+
+def test_documentation_matches_argument_spec():
+    import yaml
+    doc = yaml.safe_load(stigmer_install.DOCUMENTATION)
+    spec = stigmer_install.argument_spec()
+    assert sorted(doc['options']) == sorted(spec)
+    for name, option in doc['options'].items():
+        assert option['type'] == spec[name]['type'], name
+        assert option.get('default') == spec[name].get('default'), name
+        assert bool(option.get('required')) == bool(spec[name].get('required')), name
+        if 'suboptions' in option:
+            assert sorted(option['suboptions']) == sorted(spec[name]['options'])
+    assert set(doc['attributes']) == {'check_mode', 'diff_mode', 'platform'}
+    yaml.safe_load(stigmer_install.EXAMPLES)
+    yaml.safe_load(stigmer_install.RETURN)
