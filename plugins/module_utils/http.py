@@ -175,7 +175,7 @@ def content_length(headers):
     if value is None:
         return None
     try:
-        length = int(str(value).split(',')[0].strip())
+        length = int(str(value).split(',', maxsplit=1)[0].strip())
     except ValueError:
         return None
     return length if length >= 0 else None
@@ -188,12 +188,13 @@ class Response(object):
     raise ShortReadError when fewer bytes arrive than Content-Length announced.
     """
 
-    def __init__(self, raw, status, headers, url):
+    def __init__(self, raw, status, headers, url, has_body=True):
         self._raw = raw
         self.status = status
         self.headers = headers
         self.url = url
-        self.content_length = content_length(headers)
+        # HEAD, 204 and 304 answers announce a length but carry no body.
+        self.content_length = content_length(headers) if has_body else None
         self.bytes_read = 0
 
     def iter_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
@@ -312,7 +313,7 @@ def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method
             if status in REDIRECT_STATUSES:
                 location = resp_headers.get('location')
                 if not follow_redirects:
-                    return Response(exc, status, resp_headers, current)
+                    return Response(exc, status, resp_headers, current, has_body=verb != 'HEAD')
                 if not location:
                     raise HttpError(status, resp_headers, current, _read_error_body(exc))
                 _read_error_body(exc)
@@ -324,13 +325,14 @@ def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method
                 current = target
                 continue
             if status == 304:
-                return Response(exc, status, resp_headers, current)
+                return Response(exc, status, resp_headers, current, has_body=False)
             raise HttpError(status, resp_headers, current, _read_error_body(exc))
         except (urllib.error.URLError, UrlsConnectionError, socket.timeout, ssl.SSLError,
                 http.client.HTTPException, OSError, ValueError) as exc:
             raise ConnectError(current, _reason(exc))
         status = getattr(raw, 'status', None) or raw.getcode()
-        return Response(raw, status, lower_headers(raw.headers), current)
+        return Response(raw, status, lower_headers(raw.headers), current,
+                        has_body=verb != 'HEAD' and status not in (204, 304))
     raise TooManyRedirects(origin_url, max_redirects)
 
 

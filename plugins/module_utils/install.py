@@ -355,6 +355,14 @@ def is_real_dir(path):
     return os.path.isdir(path) and not os.path.islink(path)
 
 
+def attr_problem(rel, st, mode, uid, gid):
+    if st.st_mode & 0o7777 != mode:
+        return '%s has mode %o instead of %o' % (rel, st.st_mode & 0o7777, mode)
+    if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
+        return '%s is owned by %d:%d instead of %s:%s' % (rel, st.st_uid, st.st_gid, uid, gid)
+    return None
+
+
 def installed_problem(vdir, manifest, source_ids, file_hashes, uid=None, gid=None):
     """Why root/version cannot be used as is, or None when it is intact.
 
@@ -373,6 +381,10 @@ def installed_problem(vdir, manifest, source_ids, file_hashes, uid=None, gid=Non
     seen = set()
     for dirpath, dirnames, filenames in os.walk(vdir):
         rel_dir = os.path.relpath(dirpath, vdir)
+        problem = attr_problem(rel_dir, os.lstat(dirpath), DIR_MODE, uid, gid)
+        if problem:
+            # A writable bin/ lets anyone swap a binary between two runs.
+            return problem
         for name in list(dirnames):
             if os.path.islink(os.path.join(dirpath, name)):
                 return '%s is a symbolic link' % posixpath.normpath(posixpath.join(rel_dir, name))
@@ -390,11 +402,9 @@ def installed_problem(vdir, manifest, source_ids, file_hashes, uid=None, gid=Non
         st = os.lstat(path)
         if not os.path.isfile(path) or os.path.islink(path):
             return '%s is not a regular file' % rel
-        want_mode = BIN_MODE if rel in bins else FILE_MODE
-        if st.st_mode & 0o7777 != want_mode:
-            return '%s has mode %o instead of %o' % (rel, st.st_mode & 0o7777, want_mode)
-        if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
-            return '%s has the wrong owner' % rel
+        problem = attr_problem(rel, st, BIN_MODE if rel in bins else FILE_MODE, uid, gid)
+        if problem:
+            return problem
         if sha256_file(path) != digest:
             return '%s does not match its recorded sha256' % rel
     return None
@@ -550,7 +560,8 @@ def place_archive(source, staged_bin, scratch):
 def run_check(argv, cwd, timeout=CHECK_TIMEOUT):
     """Run one version check; return (rc, combined output). Exec failures map to 126/127."""
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=dict(CHECK_ENV), stdin=subprocess.DEVNULL,
+        # check=False: a non-zero exit is a result to report, not an exception.
+        proc = subprocess.run(argv, cwd=cwd, env=dict(CHECK_ENV), stdin=subprocess.DEVNULL, check=False,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         out = exc.output or b''

@@ -223,20 +223,21 @@ class Launchd(object):
     def check_account(self, user_name, group_name):
         """Fail before touching the service if launchd could not start it as user_name."""
         if user_name:
-            rc, dummy, err = self.runner(user_check_argv(user_name))
+            argv = user_check_argv(user_name)
+            rc, dummy, err = self.runner(argv)
             if rc != 0:
                 raise LaunchdError(
                     "the service account '%s' does not exist on this host (%s said: %s). Create it "
                     "first (for example with ansible.builtin.user, system: true) or set user_name to "
-                    "an existing account." % (user_name, ' '.join(user_check_argv(user_name)),
-                                              (err or '').strip() or 'rc=%d' % rc))
+                    "an existing account." % (user_name, ' '.join(argv), (err or '').strip() or 'rc=%d' % rc))
         if group_name:
-            rc, dummy, err = self.runner(group_check_argv(group_name))
+            argv = group_check_argv(group_name)
+            rc, dummy, err = self.runner(argv)
             if rc != 0:
                 raise LaunchdError(
                     "the group '%s' does not exist on this host (%s said: %s). Create it first or "
-                    "set group_name to an existing group." % (group_name, ' '.join(group_check_argv(group_name)),
-                                                            (err or '').strip() or 'rc=%d' % rc))
+                    "set group_name to an existing group." % (group_name, ' '.join(argv),
+                                                              (err or '').strip() or 'rc=%d' % rc))
 
     def bootstrap(self, label, path):
         # A disabled service cannot be bootstrapped, and enable is what makes

@@ -26,6 +26,8 @@ import tempfile
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names, is_archive
+from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
     normalize_sha256,
@@ -493,3 +495,43 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
 
     return _result(tag, release.get('prerelease') or is_prerelease(tag), source,
                    assets_from_release(release), download_base(github_url, repo, tag))
+
+
+def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
+    """Per platform, what to download for ``components`` of a resolved release.
+
+    A platform is offered only when the release lists every component's asset
+    (the agent-runner must match the CLI). A mirror lists nothing, so every
+    platform is planned and a missing asset shows up as a 404 naming its URL.
+    """
+    tag, assets, base = resolved['tag'], resolved['assets'], resolved['download_base']
+    plan = {}
+    for platform in platforms:
+        os_name, arch = platform.split('-')
+        items = []
+        for component in components:
+            name, checksum_file = asset_names(component, tag, os_name, arch)
+            if assets is None:
+                asset = {'download_url': base + name}
+                checksum = {'download_url': base + checksum_file}
+            elif name in assets:
+                asset = assets[name]
+                checksum = assets.get(checksum_file) or {}
+            else:
+                items = None
+                break
+            items.append({
+                'component': component,
+                'name': name,
+                'repo': repo,
+                'release': tag,
+                'archive': is_archive(component),
+                'url': asset['download_url'],
+                'api_url': asset.get('api_url'),
+                'digest': asset.get('digest'),
+                'checksum_url': checksum.get('download_url'),
+                'checksum_api_url': checksum.get('api_url'),
+            })
+        if items:
+            plan[platform] = items
+    return plan

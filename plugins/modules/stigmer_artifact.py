@@ -94,6 +94,7 @@ attributes:
     support: full
   platform:
     description: Runs on the controller or on any POSIX host with Python 3.8 or newer.
+    support: full
     platforms: posix
 seealso:
   - module: stigmer.runtime.stigmer_release
@@ -102,10 +103,13 @@ seealso:
 EXAMPLES = r'''
 - name: Download the Stigmer CLI for linux-amd64 into the controller cache
   stigmer.runtime.stigmer_artifact:
-    name: stigmer-v1.2.3-linux-amd64.tar.gz
-    url: https://github.com/stigmer/stigmer/releases/download/v1.2.3/stigmer-v1.2.3-linux-amd64.tar.gz
-    checksum_url: https://github.com/stigmer/stigmer/releases/download/v1.2.3/stigmer-v1.2.3-linux-amd64.tar.gz.sha256
-    dest: "{{ lookup('env', 'HOME') }}/.cache/stigmer/artifacts/v1.2.3"
+    name: "{{ asset }}"
+    url: "{{ stigmer_release.download_base }}{{ asset }}"
+    checksum_url: "{{ stigmer_release.download_base }}{{ asset }}.sha256"
+    digest: "{{ stigmer_release.assets[asset].digest | default(omit, true) }}"
+    dest: "{{ lookup('env', 'HOME') }}/.cache/stigmer/artifacts/{{ stigmer_release.tag }}"
+  vars:
+    asset: stigmer-{{ stigmer_release.tag }}-linux-amd64.tar.gz
   delegate_to: localhost
 
 - name: Download the Temporal CLI, checked against its release's checksums.txt
@@ -153,7 +157,7 @@ msg:
   description: What was done.
   returned: always
   type: str
-  sample: downloaded stigmer-v1.2.3-linux-amd64.tar.gz (20480512 bytes) and verified it against https://github.com/stigmer/stigmer/releases/download/v1.2.3/stigmer-v1.2.3-linux-amd64.tar.gz.sha256
+  sample: downloaded stigmer-v1.2.3-linux-amd64.tar.gz (20480512 bytes) and verified it against the pinned checksum in stigmer_checksums
 '''
 
 from ansible.module_utils.basic import AnsibleModule

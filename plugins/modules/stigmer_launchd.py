@@ -171,7 +171,9 @@ actions:
   returned: always
   type: list
   elements: list
-  sample: [["/bin/launchctl", "enable", "system/io.stigmer.server"], ["/bin/launchctl", "bootstrap", "system", "/Library/LaunchDaemons/io.stigmer.server.plist"]]
+  sample:
+    - ["/bin/launchctl", "enable", "system/io.stigmer.server"]
+    - ["/bin/launchctl", "bootstrap", "system", "/Library/LaunchDaemons/io.stigmer.server.plist"]
 '''
 
 import platform

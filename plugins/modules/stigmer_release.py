@@ -70,6 +70,14 @@ options:
       - Whether to validate TLS certificates.
     type: bool
     default: true
+  components:
+    description:
+      - Components whose downloads are planned per platform in RV(artifacts).
+      - A platform is offered only when the release has an asset for every component.
+    type: list
+    elements: str
+    choices: [stigmer, agent-runner, temporal]
+    default: [stigmer, agent-runner]
   timeout:
     description:
       - Timeout in seconds of each HTTP request.
@@ -84,6 +92,7 @@ attributes:
     support: none
   platform:
     description: Runs on the controller or on any POSIX host with Python 3.8 or newer.
+    support: full
     platforms: posix
 notes:
   - Without a token, the GitHub API allows 60 requests an hour per IP address. Use the module once per
@@ -152,11 +161,35 @@ download_base:
   returned: success
   type: str
   sample: https://github.com/stigmer/stigmer/releases/download/v1.1.0/
+platforms:
+  description: Platforms (C(os-arch)) for which the release has every requested component, sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [darwin-amd64, darwin-arm64, linux-amd64]
+artifacts:
+  description:
+    - Per offered platform, one entry per component with what to download and how to verify it.
+    - A mirror lists no assets, so every supported platform is planned there.
+  returned: success
+  type: dict
+  sample:
+    linux-amd64:
+      - component: agent-runner
+        name: agent-runner-v1.1.0-linux-amd64
+        repo: stigmer/stigmer
+        release: v1.1.0
+        archive: false
+        url: https://github.com/stigmer/stigmer/releases/download/v1.1.0/agent-runner-v1.1.0-linux-amd64
+        api_url: https://api.github.com/repos/stigmer/stigmer/releases/assets/2
+        digest: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+        checksum_url: https://github.com/stigmer/stigmer/releases/download/v1.1.0/agent-runner-v1.1.0-linux-amd64.sha256
+        checksum_api_url: https://api.github.com/repos/stigmer/stigmer/releases/assets/3
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, resolve_release
+from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, plan_artifacts, resolve_release
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
 
 
@@ -172,6 +205,8 @@ def argument_spec():
         cache_dir=dict(type='path'),
         validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=30),
+        components=dict(type='list', elements='str', choices=['stigmer', 'agent-runner', 'temporal'],
+                        default=['stigmer', 'agent-runner']),
     )
 
 
@@ -186,8 +221,9 @@ def main():
             cache_dir=params['cache_dir'], validate_certs=params['validate_certs'], timeout=params['timeout'])
     except (ReleaseError, VersionError) as exc:
         module.fail_json(msg='%s' % exc)
+    artifacts = plan_artifacts(result, params['repo'].strip(), params['components'])
     # Resolving reads only; writing the release cache is not a change to report.
-    module.exit_json(changed=False, **result)
+    module.exit_json(changed=False, artifacts=artifacts, platforms=sorted(artifacts), **result)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,6 @@
 """The test doubles themselves: stand-in releases, the GitHub-compatible release
 server and the stand-in executables, exercised for real on 127.0.0.1 only."""
 import hashlib
-import io
 import json
 import os
 import platform
@@ -77,7 +76,7 @@ def releases(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(releases, tmp_path_factory):
-    root, _ = releases
+    root = releases[0]
     log = tmp_path_factory.mktemp("server-log") / "release_server.log"
     handle = server_ctl.start(str(root), server_ctl.free_port(), server_ctl.free_port(),
                               token=TOKEN, log=str(log))
@@ -128,6 +127,8 @@ def test_catalogue_matches_the_contract(releases):
             assert (asset["size"], asset["sha256"]) == (len(data), sha256(data))
     runner = root / REPO / "v1.1.0" / "agent-runner-v1.1.0-linux-amd64"
     assert runner.stat().st_mode & 0o777 == 0o755
+    assert runner.read_bytes().startswith(b'#!/usr/bin/env python3\n# >>> stamped by build_releases.py >>>\n'
+                                          b'VERSION = "v1.1.0"\nBUILT_FOR = "linux-amd64"\n')
     # per-platform stamping: bytes differ between platforms
     assert runner.read_bytes() != (root / REPO / "v1.1.0" / "agent-runner-v1.1.0-linux-arm64").read_bytes()
 
@@ -138,6 +139,9 @@ def test_catalogue_matches_the_contract(releases):
     old = members(root / REPO / "v1.0.0" / "stigmer-v1.0.0-linux-amd64.tar.gz")
     assert [m[0] for m in old] == ["stigmer", "stigmer-server", "stigmer-workflow-runner"]
     assert all(m[1] == 0o755 and m[2] == 0 and m[4] for m in old)
+    with tarfile.open(root / REPO / "v1.0.0" / "stigmer-v1.0.0-linux-amd64.tar.gz") as tar:
+        cli = tar.extractfile("stigmer").read()
+    assert cli.startswith(b"#!/usr/bin/env python3\n") and b'VERSION_STYLE = "sentence"' in cli
     assert [m[0] for m in members(root / REPO / "v1.1.0" / "stigmer-v1.1.0-linux-arm64.tar.gz")] == ["stigmer"]
     temporal = catalogue["repos"]["temporalio/cli"]
     assert temporal["latest"] == "v1.5.1"
@@ -196,7 +200,7 @@ def test_latest_redirect_costs_no_quota(srv):
 
 
 def test_download_redirects_to_the_asset_host(srv, releases):
-    root, _ = releases
+    root = releases[0]
     s = session()
     name = "stigmer-v1.1.0-%s.tar.gz" % PLATFORM
     url = "%s/%s/releases/download/v1.1.0/%s" % (srv.base_url, REPO, name)
@@ -314,13 +318,13 @@ def test_etag_304_does_not_consume_quota(srv):
 
 
 def test_quota_tokens_and_rate_limit(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     handle = server_ctl.start(str(root), server_ctl.free_port(), server_ctl.free_port(),
                               token=TOKEN, anon_limit=3, auth_limit=4, log=str(tmp_path / "log"))
     try:
         s = session()
         url = handle.base_url + "/repos/stigmer/stigmer/releases/latest"
-        seen = [int(s.get(url).headers["x-ratelimit-remaining"]) for _ in range(3)]
+        seen = [int(s.get(url).headers["x-ratelimit-remaining"]) for dummy in range(3)]
         assert seen == [2, 1, 0]
         over = s.get(url)
         assert over.status_code == 403
@@ -384,7 +388,7 @@ def test_drafts_are_hidden_from_anonymous_callers(srv):
 
 # ------------------------------------------------------------------- faults
 def test_faults(srv, releases):
-    root, _ = releases
+    root = releases[0]
     s = session()
     web = srv.base_url + "/" + REPO
     runner = "agent-runner-v1.1.0-" + PLATFORM
@@ -434,12 +438,13 @@ def test_faults(srv, releases):
     assert server_ctl.reset(srv.port)["ok"] is True
     assert s.get(web + "/releases/latest", allow_redirects=False).status_code == 302
     assert s.get("%s/releases/download/v1.1.0/%s" % (web, runner)).content == original
-    assert server_ctl.stats(srv.port)["faults"] == {"corrupt": [], "bad_checksum": [], "missing": [],
-                                                     "rate_limited": False, "latest_redirect": True}
+    cleared = {"corrupt": [], "bad_checksum": [], "missing": [], "rate_limited": False,
+               "latest_redirect": True}
+    assert server_ctl.stats(srv.port)["faults"] == cleared
 
 
 def test_mirror_layout_and_download_counters(srv, releases):
-    root, _ = releases
+    root = releases[0]
     s = session()
     assert s.get(srv.asset_url + "/mirror/stigmer/stigmer/latest").text == "v1.1.0\n"
     assert s.get(srv.asset_url + "/mirror/temporalio/cli/latest").text == "v1.5.1\n"
@@ -457,7 +462,7 @@ def test_mirror_layout_and_download_counters(srv, releases):
 
 
 def test_server_ctl_from_the_shell(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     port, asset_port = server_ctl.free_port(), server_ctl.free_port()
     ctl = [sys.executable, str(FIXTURES / "server_ctl.py")]
     env = dict(os.environ, RELEASE_SERVER_TOKEN=TOKEN)
@@ -480,7 +485,7 @@ def test_server_ctl_from_the_shell(releases, tmp_path):
                           headers={"Authorization": "Bearer " + TOKEN})
         assert r.status_code == 200
     finally:
-        subprocess.run(ctl + ["stop", "--state-dir", str(tmp_path)], timeout=20)
+        subprocess.run(ctl + ["stop", "--state-dir", str(tmp_path)], timeout=20, check=False)
     assert not pidfile.exists()
     assert TOKEN not in (tmp_path / "release_server.log").read_text()
 
@@ -516,12 +521,12 @@ def base_env(home, **extra):
 
 
 def run(cmd, env=None, timeout=30, stdin=subprocess.DEVNULL):
-    return subprocess.run([str(c) for c in cmd], env=env, stdin=stdin, capture_output=True,
+    return subprocess.run([str(c) for c in cmd], env=env, stdin=stdin, capture_output=True, check=False,
                           text=True, timeout=timeout)
 
 
 def test_standin_versions(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "new")
     for args in (["--version"], ["version"]):
         r = run([bin_dir / "stigmer"] + args)
@@ -536,7 +541,7 @@ def test_standin_versions(releases, tmp_path):
     assert run([bin_dir / "agent-runner", "--bogus"]).returncode == 2
     if PLATFORM not in ("darwin-arm64", "darwin-amd64", "linux-amd64"):
         pytest.skip("v1.0.0 has no build for %s" % PLATFORM)
-    old_bin, _ = install_release(root, "v1.0.0", PLATFORM, tmp_path / "old")
+    old_bin = install_release(root, "v1.0.0", PLATFORM, tmp_path / "old")[0]
     sentence = "stigmer version v1.0.0 (commit 3f2a9c1, built 2026-01-15)\n"
     for exe in ("stigmer", "stigmer-server", "stigmer-workflow-runner"):
         r = run([old_bin / exe, "--version"])
@@ -545,7 +550,7 @@ def test_standin_versions(releases, tmp_path):
 
 
 def test_wrong_architecture_fails_like_a_real_binary(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     bin_dir, temporal = install_release(root, "v1.1.0", OTHER_PLATFORM, tmp_path)
     for cmd in ([bin_dir / "stigmer", "--version"], [bin_dir / "agent-runner", "--version"],
                 [bin_dir / "stigmer", "internal-server"], [temporal, "--version"]):
@@ -619,7 +624,7 @@ def health(port):
 
 
 def test_runtime_components_talk_to_each_other(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
     home = tmp_path / "home"
     data_bin = make_home(home, bin_dir, temporal)
@@ -683,7 +688,7 @@ def test_runtime_components_talk_to_each_other(releases, tmp_path):
 
 
 def test_marker_mismatch_wipes_data_bin(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
     home = tmp_path / "home"
     data_bin = make_home(home, bin_dir, temporal, marker="v1.0.0\n")
@@ -717,7 +722,7 @@ def test_marker_mismatch_wipes_data_bin(releases, tmp_path):
 
 
 def test_unattended_start_without_api_key_fails(releases, tmp_path):
-    root, _ = releases
+    root = releases[0]
     bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
     home = tmp_path / "home"
     make_home(home, bin_dir, temporal)
@@ -729,7 +734,7 @@ def test_unattended_start_without_api_key_fails(releases, tmp_path):
     r = run([bin_dir / "agent-runner"], env=dict(env, STIGMER_LLM_PROVIDER="openai"))
     assert r.returncode == 1 and "OPENAI_API_KEY" in r.stderr
     # a key typed on the "terminal" is accepted; then Temporal is what is missing
-    r = subprocess.run([str(bin_dir / "stigmer"), "internal-server"], env=env, input="sk-typed\n",
+    r = subprocess.run([str(bin_dir / "stigmer"), "internal-server"], env=env, input="sk-typed\n", check=False,
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "cannot reach Temporal" in r.stderr
     r = run([bin_dir / "stigmer", "internal-workflow-runner"], env=env)
@@ -739,8 +744,8 @@ def test_unattended_start_without_api_key_fails(releases, tmp_path):
 
 
 def test_temporal_start_dev_flags(releases, tmp_path):
-    root, _ = releases
-    _, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
+    root = releases[0]
+    temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")[1]
     r = run([temporal, "server", "start-dev", "--db-filename", tmp_path / "no" / "such" / "t.db",
              "--port", server_ctl.free_port()])
     assert r.returncode == 1 and "no such file or directory" in r.stderr

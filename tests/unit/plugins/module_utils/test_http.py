@@ -254,6 +254,14 @@ def test_short_read_is_detected_by_read(origin):
             resp.read()
 
 
+def test_head_has_no_body_despite_content_length(origin):
+    origin.routes['/file'] = fixed(200, b'z' * 100)
+    with http.fetch(origin.base + '/file', method='HEAD') as resp:
+        assert resp.status == 200
+        assert resp.headers['content-length'] == '100'
+        assert resp.read() == b''
+
+
 def test_read_limit(origin):
     origin.routes['/big'] = fixed(200, b'y' * 4096)
     with pytest.raises(http.ResponseTooLarge):

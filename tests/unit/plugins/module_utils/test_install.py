@@ -298,8 +298,8 @@ def test_failed_version_check_keeps_previous(tree, runner_script):
 
 def test_version_check_runs_with_clean_env(tree, monkeypatch):
     monkeypatch.setenv('STIGMER_LEAK', 'yes')
-    probe = script('1.1.0', extra='[ -z "$STIGMER_LEAK" ] || exit 3\n'
-                               '[ "$PATH" = /usr/bin:/bin ] || exit 4\n')
+    guard = '[ -z "$STIGMER_LEAK" ] || exit 3\n[ "$PATH" = /usr/bin:/bin ] || exit 4\n'
+    probe = script('1.1.0', extra=guard)
     rel = Release(tree['tmp'], '1.1.0', runner=probe)
     assert run(tree, rel)['installed']
 
@@ -349,7 +349,7 @@ def test_tampered_binary_is_repaired(tree):
     assert not run(tree, rel)['changed']
 
 
-@pytest.mark.parametrize('damage', ['chmod', 'extra', 'missing', 'manifest', 'files'])
+@pytest.mark.parametrize('damage', ['chmod', 'chmod-bin-dir', 'extra', 'missing', 'manifest', 'files'])
 def test_other_damage_is_repaired(tree, damage):
     rel = Release(tree['tmp'], '1.1.0')
     run(tree, rel)
@@ -357,6 +357,8 @@ def test_other_damage_is_repaired(tree, damage):
     kwargs = {}
     if damage == 'chmod':
         os.chmod(os.path.join(vdir, 'bin', 'stigmer'), 0o777)
+    elif damage == 'chmod-bin-dir':
+        os.chmod(os.path.join(vdir, 'bin'), 0o777)
     elif damage == 'extra':
         open(os.path.join(vdir, 'bin', 'intruder'), 'w').close()
     elif damage == 'missing':

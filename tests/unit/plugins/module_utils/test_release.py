@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils import release
 from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
     ReleaseError,
     pick_highest_release,
@@ -448,3 +449,42 @@ def test_end_to_end_over_http(tmp_path):
         assert double.requests == []
     finally:
         double.close()
+
+
+def _api_resolved(names, tag='v1.0.0'):
+    assets = {name: {'download_url': 'https://dl/%s' % name, 'api_url': 'https://api/assets/%d' % i,
+                     'digest': '%064x' % i, 'size': 1} for i, name in enumerate(names)}
+    return {'tag': tag, 'assets': assets, 'download_base': 'https://dl/'}
+
+
+def test_plan_offers_only_platforms_that_have_every_component():
+    names = []
+    for plat in ('linux-amd64', 'darwin-arm64'):
+        names += ['stigmer-v1.0.0-%s.tar.gz' % plat, 'stigmer-v1.0.0-%s.tar.gz.sha256' % plat,
+                  'agent-runner-v1.0.0-%s' % plat, 'agent-runner-v1.0.0-%s.sha256' % plat]
+    # A CLI without its agent-runner does not make a platform.
+    names.append('stigmer-v1.0.0-linux-arm64.tar.gz')
+    plan = release.plan_artifacts(_api_resolved(names), 'stigmer/stigmer', ['stigmer', 'agent-runner'])
+    assert sorted(plan) == ['darwin-arm64', 'linux-amd64']
+    cli, runner = plan['linux-amd64']
+    assert cli['name'] == 'stigmer-v1.0.0-linux-amd64.tar.gz' and cli['archive'] is True
+    assert cli['checksum_url'] == 'https://dl/stigmer-v1.0.0-linux-amd64.tar.gz.sha256'
+    assert runner['component'] == 'agent-runner' and runner['archive'] is False
+    assert runner['digest'] and runner['api_url'].startswith('https://api/assets/')
+    assert (runner['repo'], runner['release']) == ('stigmer/stigmer', 'v1.0.0')
+
+
+def test_plan_without_a_published_checksum_leaves_it_empty_for_the_downloader_to_refuse():
+    names = ['stigmer-v1.0.0-linux-amd64.tar.gz', 'agent-runner-v1.0.0-linux-amd64']
+    plan = release.plan_artifacts(_api_resolved(names), 'stigmer/stigmer', ['stigmer', 'agent-runner'])
+    assert [item['checksum_url'] for item in plan['linux-amd64']] == [None, None]
+
+
+def test_plan_for_a_mirror_covers_every_supported_platform_with_mirror_urls():
+    resolved = {'tag': 'v1.5.1', 'assets': None, 'download_base': 'https://mirror/temporal/v1.5.1/'}
+    plan = release.plan_artifacts(resolved, 'temporalio/cli', ['temporal'])
+    assert sorted(plan) == ['darwin-amd64', 'darwin-arm64', 'linux-amd64', 'linux-arm64']
+    (item,) = plan['linux-arm64']
+    assert item['url'] == 'https://mirror/temporal/v1.5.1/temporal_cli_1.5.1_linux_arm64.tar.gz'
+    assert item['checksum_url'] == 'https://mirror/temporal/v1.5.1/checksums.txt'
+    assert item['digest'] is None and item['api_url'] is None

@@ -37,7 +37,7 @@ class FakeLaunchctl(object):
         self.loaded = False
         self.calls = []
 
-    def run_command(self, module, args, **kwargs):
+    def run_command(self, module, args, **kwargs):  # replaces AnsibleModule.run_command
         self.calls.append(list(args))
         if args[0] == '/usr/bin/dscl':
             return (0, 'UniqueID: 401\n', '') if args[3] == '/Users/_stigmer' else (56, '', 'eDSRecordNotFound')
@@ -54,7 +54,10 @@ class FakeLaunchctl(object):
 @pytest.fixture
 def fake(monkeypatch):
     fake = FakeLaunchctl()
-    monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, args, **kw: fake.run_command(self, args, **kw))
+
+    def run_command(module, args, **kwargs):
+        return fake.run_command(module, args, **kwargs)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
     monkeypatch.setattr(stigmer_launchd, 'is_macos', lambda: True)
     # Unit tests may run without root: expect the test user's ids instead of root:wheel.
     monkeypatch.setattr(launchd, 'ROOT_UID', os.getuid())
