@@ -29,11 +29,17 @@ case "${1:-}" in
       echo "  vars:"
       echo "    ansible_connection: containers.podman.podman"
       echo "    ansible_python_interpreter: /usr/bin/python3"
+      echo "    ansible_become: false  # podman connects as root"
       echo "  hosts:"
     } > "$inventory"
     for spec in "${hosts[@]}"; do
       run_host "${spec%%:*}" "${spec##*:}"
-      echo "    ${spec%%:*}: {}" >> "$inventory"
+      if [ "${spec##*:}" = "$native" ]; then
+        echo "    ${spec%%:*}: {}" >> "$inventory"
+      else
+        # qemu-user cannot create the user namespace PrivateUsers= asks for.
+        echo "    ${spec%%:*}: {stigmer_systemd_private_users: false}" >> "$inventory"
+      fi
     done
     for spec in "${hosts[@]}"; do
       for _ in $(seq 1 60); do
