@@ -19,7 +19,7 @@ description:
   - Reports the service manager to use, C(systemd), C(launchd) or C(none).
   - Changes nothing on the host.
 author:
-  - stigmer.runtime contributors
+  - stigmer.runtime contributors (@stigmer)
 options:
   supported:
     description:

@@ -1,0 +1,216 @@
+"""site.yml against real systemd containers and the local release server, with faults.
+
+A baseline installs v1.0.0 (services running) on two amd64 hosts; every fault test then
+tries to move them to v1.1.0 and must fail with a message that names the cause and the fix,
+leaving v1.0.0 installed and running and no temporary file behind.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
+
+import build_releases  # noqa: E402
+import server_ctl  # noqa: E402
+
+IMAGE = 'localhost/stigmer-test-debian:bookworm-amd64'
+TOKEN = 'ghp_' + 'integrationTestToken0123456789abcd'  # never a real token
+
+
+def podman(*args, check=True):
+    return subprocess.run(['podman'] + list(args), check=check, capture_output=True, text=True)
+
+
+def host_sh(name, script):
+    return podman('exec', name, 'sh', '-c', script, check=False)
+
+
+@pytest.fixture(scope='module')
+def releases(tmp_path_factory):
+    out = tmp_path_factory.mktemp('releases')
+    build_releases.build(str(out))
+    return out
+
+
+@pytest.fixture(scope='module')
+def server(releases):
+    handle = server_ctl.start(str(releases), server_ctl.free_port(), server_ctl.free_port(), token=TOKEN)
+    yield handle
+    server_ctl.stop(handle)
+
+
+@pytest.fixture(scope='module')
+def fleet(tmp_path_factory):
+    if podman('image', 'exists', IMAGE, check=False).returncode != 0:
+        pytest.skip('%s is missing: run tests/env/build-images.sh' % IMAGE)
+    tag = uuid.uuid4().hex[:6]
+    names = ['stigmer-it-%s-%d' % (tag, i) for i in (1, 2)]
+    for name in names:
+        podman('run', '-d', '--name', name, '--hostname', name, '--systemd=always',
+               '--network', 'slirp4netns:allow_host_loopback=true', '--label', 'owner=stigmer-it', IMAGE, '/sbin/init')
+    for name in names:
+        for _attempt in range(60):
+            if host_sh(name, 'systemctl is-system-running').stdout.strip() in ('running', 'degraded'):
+                break
+            time.sleep(1)
+    inventory = tmp_path_factory.mktemp('inventory') / 'hosts.yml'
+    inventory.write_text(json.dumps({'all': {
+        'vars': {'ansible_connection': 'containers.podman.podman', 'ansible_become': False,
+                 'ansible_python_interpreter': '/usr/bin/python3'},
+        'hosts': {name: {} for name in names}}}))
+    yield names, inventory
+    podman('rm', '-f', *names, check=False)
+
+
+def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml'):
+    extra_vars = {
+        'stigmer_github_url': server.base_url,
+        'stigmer_github_api_url': server.api_url,
+        'stigmer_cache_dir': str(cache_dir),
+        'stigmer_llm_provider': 'anthropic',
+        'stigmer_anthropic_api_key': 'integration-key-not-a-secret',
+    }
+    extra_vars.update(extra or {})
+    cmd = ['ansible-playbook', '-i', str(inventory), str(ROOT / 'playbooks' / playbook), '-e', json.dumps(extra_vars)]
+    if limit:
+        cmd += ['--limit', limit]
+    proc_env = dict(os.environ)
+    proc_env.pop('GITHUB_TOKEN', None)
+    proc_env.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, env=proc_env, cwd=str(ROOT), check=False)
+
+
+def recap(output):
+    """{host: {'changed': n, 'failed': n, ...}} from the PLAY RECAP."""
+    hosts = {}
+    for line in output.split('PLAY RECAP')[-1].splitlines():
+        if ' : ' in line:
+            name, counts = line.split(' : ', 1)
+            hosts[name.strip()] = {k: int(v) for k, v in (pair.split('=') for pair in counts.split())}
+    return hosts
+
+
+def assert_untouched(name):
+    """v1.0.0 still current and running, no temporary file anywhere the role writes."""
+    assert host_sh(name, 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v1.0.0'
+    assert host_sh(name, 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
+    assert host_sh(name, 'test -e /opt/stigmer/versions/v1.1.0').returncode != 0
+    assert host_sh(name, 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
+    leftovers = host_sh(name, "find /opt/stigmer /var/cache/stigmer /var/lib/stigmer -name '.*tmp*'").stdout
+    assert leftovers == ''
+
+
+def assert_no_temp(cache_dir):
+    assert [p.name for p in Path(cache_dir).rglob('.*') if p.is_file() and not p.name.endswith('.lock')] == []
+
+
+@pytest.fixture(scope='module')
+def baseline(server, fleet, tmp_path_factory):
+    names, inventory = fleet
+    cache = tmp_path_factory.mktemp('cache')
+    server_ctl.reset(server.port)
+    first = run_site(server, inventory, cache, {'stigmer_version': '1.0.0'})
+    assert first.returncode == 0, first.stdout[-4000:]
+    downloads = server_ctl.stats(server.port)['downloads']
+    server_ctl.reset(server.port)
+    second = run_site(server, inventory, cache, {'stigmer_version': '1.0.0'})
+    assert second.returncode == 0, second.stdout[-4000:]
+    return {'downloads': downloads, 'second': second, 'second_stats': server_ctl.stats(server.port), 'cache': cache}
+
+
+def test_two_hosts_of_one_platform_download_each_artifact_once(baseline):
+    downloads = baseline['downloads']
+    assert downloads == {name: 1 for name in downloads}
+    assert set(downloads) >= {'stigmer-v1.0.0-linux-amd64.tar.gz', 'agent-runner-v1.0.0-linux-amd64',
+                              'temporal_cli_1.5.1_linux_amd64.tar.gz'}
+
+
+def test_second_run_with_a_warm_cache_changes_nothing_and_sends_no_request(baseline):
+    assert all(counts['changed'] == 0 for counts in recap(baseline['second'].stdout).values())
+    stats = baseline['second_stats']
+    assert (stats['api_requests']['total'], stats['web_requests']['total'], stats['downloads_total']) == (0, 0, 0)
+
+
+@pytest.mark.parametrize('fault, expected', [
+    ({'corrupt': ['agent-runner-v1.1.0-linux-amd64']}, 'checksum mismatch for agent-runner-v1.1.0-linux-amd64'),
+    ({'bad_checksum': ['stigmer-v1.1.0-linux-amd64.tar.gz']},
+     'the GitHub API digest of stigmer-v1.1.0-linux-amd64.tar.gz (sha256:'),
+    ({'missing': ['agent-runner-v1.1.0-linux-amd64.sha256']}, 'no checksum for agent-runner-v1.1.0-linux-amd64'),
+    ({'missing': ['agent-runner-v1.1.0-linux-amd64']}, 'has no build for linux-amd64'),
+], ids=['corrupt-download', 'wrong-checksum', 'missing-checksum-file', 'missing-asset'])
+def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fleet, tmp_path, fault, expected):
+    names, inventory = fleet
+    server_ctl.reset(server.port)
+    server_ctl.faults(server.port, fault)
+    try:
+        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '1.1.0'}, limit=names[0])
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert_untouched(names[0])
+    assert_no_temp(tmp_path / 'cache')
+
+
+def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    server_ctl.faults(server.port, {'missing': ['agent-runner-v1.1.0-linux-amd64']})
+    try:
+        result = run_site(server, inventory, tmp_path / 'cache', {
+            'stigmer_version': '1.1.0',
+            'stigmer_mirror_url': 'http://127.0.0.1:%d/mirror/stigmer/stigmer' % server.asset_port,
+            'stigmer_temporal_mirror_url': 'http://127.0.0.1:%d/mirror/temporalio/cli' % server.asset_port,
+        }, limit=names[0])
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert '404' in result.stdout and 'agent-runner-v1.1.0-linux-amd64' in result.stdout, result.stdout[-3000:]
+    assert_untouched(names[0])
+
+
+def test_rate_limited_api_gives_the_reset_time_and_how_to_pass_a_token(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    server_ctl.faults(server.port, {'rate_limited': True, 'latest_redirect': False})
+    try:
+        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': 'latest'}, limit=names[0])
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert 'rate limit exceeded' in result.stdout and 'resets at' in result.stdout, result.stdout[-3000:]
+    assert 'GITHUB_TOKEN' in result.stdout
+    assert_untouched(names[0])
+
+
+def test_unsupported_architecture_fails_that_host_only_listing_supported_platforms(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    # A 32-bit personality: uname -m says i686 on this 64-bit kernel, as on a 32-bit userland.
+    host_sh(names[1], 'printf "#!/bin/sh\\nexec setarch i686 /usr/bin/python3 \\"\\$@\\"\\n" > /usr/local/bin/python3-i686'
+                      ' && chmod 0755 /usr/local/bin/python3-i686')
+    inv = tmp_path / 'hosts.yml'
+    data = json.loads(Path(inventory).read_text())
+    data['all']['hosts'][names[1]] = {'ansible_python_interpreter': '/usr/local/bin/python3-i686'}
+    inv.write_text(json.dumps(data))
+    result = run_site(server, inv, baseline['cache'], {'stigmer_version': '1.0.0'})
+    counts = recap(result.stdout)
+    assert counts[names[1]]['failed'] == 1 and counts[names[0]]['failed'] == 0, result.stdout[-3000:]
+    assert 'i686' in result.stdout and 'linux-amd64, linux-arm64' in result.stdout
+    assert_untouched(names[1])
+
+
+def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    server_ctl.reset(server.port)
+    result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '1.0.0'}, limit=names[0],
+                      env={'GITHUB_TOKEN': TOKEN, 'ANSIBLE_VERBOSITY': '2'})
+    assert result.returncode == 0, result.stdout[-3000:]
+    stats = server_ctl.stats(server.port)
+    assert stats['api_by_auth']['authenticated'] >= 1 and stats['api_by_auth']['anonymous'] == 0
+    assert stats['requests_with_auth_on_asset_host'] == 0
+    assert TOKEN not in result.stdout + result.stderr
