@@ -33,6 +33,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     parse_checksum_file,
     sha256_file,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
 
 CHUNK_SIZE = 256 * 1024
 MAX_CHECKSUM_BYTES = 1024 * 1024
@@ -69,13 +70,6 @@ def is_archive(name):
 def record_line(sha256, name):
     """Our verification record, in GNU sha256sum format."""
     return '%s  %s\n' % (sha256, name)
-
-
-def scrub(text, token):
-    text = '%s' % (text,)
-    if token:
-        text = text.replace(token, '********')
-    return text
 
 
 def release_dir_of(url):
@@ -138,21 +132,6 @@ def verified_copy(path, record_path, name, pinned=None, digest=None):
     if hash_if_present(path) != recorded:
         return None
     return recorded
-
-
-def write_text_atomic(path, text, mode=0o644):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def fsync_dir(directory):
@@ -220,7 +199,7 @@ class _Job(object):
         self.fetch = fetch
 
     def error(self, message):
-        return ArtifactError(scrub(message, self.token))
+        return ArtifactError(http.scrub(message, self.token))
 
     def request(self, plain_url, asset_api_url, accept=None):
         """Open plain_url anonymously, or the API asset URL with the token.
@@ -339,7 +318,7 @@ class _Job(object):
                 os.unlink(tmp)
 
     def write_record(self, sha256):
-        write_text_atomic(self.record_path, record_line(sha256, self.name))
+        atomic_write(self.record_path, record_line(sha256, self.name))
 
 
 def _site_of(url):

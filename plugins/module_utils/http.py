@@ -119,6 +119,14 @@ def redact_url(url):
     return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
 
 
+def scrub(text, token):
+    """Remove the token from any text that might reach a message."""
+    text = '%s' % (text,)
+    if token:
+        text = text.replace(token, '********')
+    return text
+
+
 def origin_of(url):
     """(scheme, host, port) with default ports filled in, or None if unparsable."""
     try:

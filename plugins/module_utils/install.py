@@ -38,6 +38,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     normalize_sha256,
     sha256_file,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import TMP_MARK, atomic_write
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
 
 MANIFEST_NAME = '.manifest.json'
@@ -46,9 +47,9 @@ BIN_DIR = 'bin'
 DIR_MODE = 0o755
 BIN_MODE = 0o755
 FILE_MODE = 0o644
-# Everything this module leaves behind while working carries this marker, so a
-# later run can recognise (and remove) what a crash left.
-TMP_MARK = '.tmp-'
+# Everything this module leaves behind while working carries TMP_MARK (shared
+# with atomic_write's temp files), so a later run can recognise (and remove)
+# what a crash left.
 # Version checks run with nothing inherited: a root login's PATH or LD_* must
 # not decide whether a freshly staged binary looks healthy.
 CHECK_ENV = {'PATH': '/usr/bin:/bin'}
@@ -464,23 +465,10 @@ def write_bytes(path, data, mode):
     os.chmod(path, mode)
 
 
-def write_json_atomic(path, data, uid=None, gid=None):
-    """Replace a JSON file with rename(2) so readers never see half of it."""
-    text = (json.dumps(data, indent=2, sort_keys=True) + '\n').encode('utf-8')
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + TMP_MARK, dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, FILE_MODE)
-        if uid is not None:
-            os.chown(tmp, uid, -1 if gid is None else gid)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_path(tmp)
-        raise
+def write_manifest(vdir, manifest, uid=None, gid=None):
+    # Replaced atomically: a reader (or a crash) never sees half a manifest.
+    atomic_write(os.path.join(vdir, MANIFEST_NAME), json.dumps(manifest, indent=2, sort_keys=True) + '\n',
+                 FILE_MODE, uid, gid)
 
 
 def copy_verified(src, dest, expected):
@@ -613,7 +601,7 @@ def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check
             write_bytes(path, data, FILE_MODE)
             recorded[relpath] = hashlib.sha256(data).hexdigest()
         manifest = build_manifest(version, sources, recorded, now)
-        write_json_atomic(os.path.join(staged, MANIFEST_NAME), manifest)
+        write_manifest(staged, manifest)
         for dirpath, dirnames, dummy in os.walk(staged):
             for name in dirnames:
                 os.chmod(os.path.join(dirpath, name), DIR_MODE)
@@ -676,7 +664,7 @@ def stamp_manifest(vdir, key, now, uid, gid):
         return False
     manifest[key] = now
     try:
-        write_json_atomic(os.path.join(vdir, MANIFEST_NAME), manifest, uid, gid)
+        write_manifest(vdir, manifest, uid, gid)
     except OSError:
         return False
     return True

@@ -13,8 +13,9 @@ launchctl and dscl at the process boundary.
 
 import os
 import plistlib
-import tempfile
 import time
+
+from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
 
 LAUNCHCTL = '/bin/launchctl'
 DSCL = '/usr/bin/dscl'
@@ -176,27 +177,6 @@ def read_existing(path):
         return handle.read(), st
 
 
-def write_plist(path, data, uid=ROOT_UID, gid=ROOT_GID, chown=None):
-    """Replace path atomically with owner and mode set before the rename."""
-    chown = chown or os.chown
-    directory = os.path.dirname(path) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.%s.tmp-' % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, PLIST_MODE)
-        chown(tmp, uid, gid)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class Launchd(object):
     """launchctl verbs over one runner; records every mutating argv in ``actions``."""
 
@@ -318,7 +298,8 @@ def ensure_daemon(label, state='present', program_arguments=None, user_name=None
         if content_changed:
             if not os.path.isdir(os.path.dirname(path) or '.'):
                 os.makedirs(os.path.dirname(path), 0o755)
-            write_plist(path, data, uid, gid, chown)
+            # Owner and mode are set before the rename: launchd never sees a writable plist.
+            atomic_write(path, data, PLIST_MODE, uid, gid, chown)
         elif fix_attrs:
             if 'owner' in fix_attrs:
                 chown(path, uid, gid)

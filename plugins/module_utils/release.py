@@ -21,7 +21,6 @@ Pure helpers come first; resolve_release() does the I/O through an injectable
 import json
 import os
 import re
-import tempfile
 
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -32,6 +31,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
     normalize_sha256,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import (
     VersionError,
     is_prerelease,
@@ -74,14 +74,6 @@ def split_repo(repo):
 
 def base_url(url):
     return (url or '').rstrip('/')
-
-
-def scrub(text, token):
-    """Remove the token from any text that might reach a message."""
-    text = '%s' % (text,)
-    if token:
-        text = text.replace(token, '********')
-    return text
 
 
 def asset_entry(asset):
@@ -218,30 +210,12 @@ def read_cache(path, api_url):
     return entry
 
 
-def write_json_atomic(path, data):
-    """Write JSON via a temp file and os.replace so readers never see half a file."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.write('\n')
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_cache(path, api_url, data, etag=None):
     if not path:
         return
     entry = {'schema': CACHE_SCHEMA, 'api_url': base_url(api_url), 'etag': etag, 'data': data}
     try:
-        write_json_atomic(path, entry)
+        atomic_write(path, json.dumps(entry, indent=1, sort_keys=True) + '\n', make_dirs=True)
     except OSError:
         # The cache only saves quota; an unwritable cache must not fail a run.
         pass
@@ -261,7 +235,7 @@ class _Context(object):
         self.fetch = fetch
 
     def error(self, message):
-        return ReleaseError(scrub(message, self.token))
+        return ReleaseError(http.scrub(message, self.token))
 
 
 def _api_failure(ctx, exc, url, not_found):

@@ -214,3 +214,56 @@ def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, flee
     assert stats['api_by_auth']['authenticated'] >= 1 and stats['api_by_auth']['anonymous'] == 0
     assert stats['requests_with_auth_on_asset_host'] == 0
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, server, fleet):
+    names, inventory = fleet
+    result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.1.0'}, limit=names[0],
+                      env={'ANSIBLE_CHECK_MODE': '1', 'ANSIBLE_DIFF_ALWAYS': '1'})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result.stdout)[names[0]]['changed'] > 0
+    assert "-    version: v1.0.0" in result.stdout or "'version': 'v1.0.0'" in result.stdout or 'v1.0.0' in result.stdout
+    assert 'after' in result.stdout and 'v1.1.0' in result.stdout
+    assert_untouched(names[0])
+
+
+def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    # The new version never reports healthy on a path that does not exist: the gate fails,
+    # the role switches current back and restarts v1.0.0.
+    result = run_site(server, inventory, baseline['cache'],
+                      {'stigmer_version': '1.1.0', 'stigmer_health_path': '/no-such-health', 'stigmer_health_timeout': 6},
+                      limit=names[0])
+    assert result.returncode != 0
+    assert 'Rolled back to v1.0.0, which is running again' in result.stdout, result.stdout[-3000:]
+    assert '--- server ---' in result.stdout
+    assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v1.0.0'
+    assert host_sh(names[0], 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
+    probe = "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:7234/health').read().decode())\""
+    health = host_sh(names[0], probe).stdout
+    assert json.loads(health)['version'] == 'v1.0.0'
+    # The rolled-back host is consistent: asking for v1.0.0 again changes nothing.
+    retry = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.0.0'}, limit=names[0])
+    assert recap(retry.stdout)[names[0]] == dict(recap(retry.stdout)[names[0]], changed=0, failed=0), retry.stdout[-3000:]
+
+
+def test_user_scope_installs_into_the_connecting_users_home_without_root(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    host_sh(names[1], 'id alice || useradd --create-home --shell /bin/sh alice')
+    inv = tmp_path / 'hosts.yml'
+    data = json.loads(Path(inventory).read_text())
+    data['all']['hosts'] = {names[1]: {'ansible_user': 'alice'}}
+    inv.write_text(json.dumps(data))
+    extra = {'stigmer_version': '1.1.0', 'stigmer_install_scope': 'user', 'stigmer_service_enabled': False}
+    first = run_site(server, inv, baseline['cache'], extra)
+    assert first.returncode == 0, first.stdout[-3000:]
+    second = run_site(server, inv, baseline['cache'], extra)
+    assert recap(second.stdout)[names[1]]['changed'] == 0, second.stdout[-3000:]
+    as_alice = 'runuser -u alice -- sh -c "cd ~ && %s"'
+    assert host_sh(names[1], as_alice % '.local/bin/stigmer --version').stdout.strip() == 'v1.1.0'
+    assert host_sh(names[1], as_alice % '.stigmer/data/bin/agent-runner --version').stdout.strip() == \
+        'agent-runner v1.1.0'
+    assert host_sh(names[1], 'stat -c %U /home/alice/.local/share/stigmer/versions/v1.1.0/bin/stigmer').stdout.strip() \
+        == 'alice'
+    # The system install on the same host is untouched.
+    assert_untouched(names[1])

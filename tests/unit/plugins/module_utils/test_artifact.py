@@ -11,12 +11,11 @@ import stat
 import threading
 import time
 
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_artifact
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 TOKEN = 'ghp_ARTIFACTtoken0123456789abcdefXY'
 NAME = 'stigmer-v1.2.3-linux-amd64.tar.gz'
@@ -26,42 +25,21 @@ GOOD = hashlib.sha256(PAYLOAD).hexdigest()
 OTHER = hashlib.sha256(b'something else').hexdigest()
 
 
-class Host(object):
+class Host(LocalServer):
     """One HTTP host. routes: path -> (status, headers, body) or callable(handler) -> same."""
 
     def __init__(self):
         self.routes = {}
         self.requests = []
         self.lock = threading.Lock()
-        host = self
+        super(Host, self).__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                path = self.path.split('?')[0]
-                with host.lock:
-                    host.requests.append((path, dict((k.lower(), v) for k, v in self.headers.items())))
-                route = host.routes.get(path, (404, {}, b'Not Found'))
-                if callable(route):
-                    route = route(self)
-                    if route is None:
-                        return
-                status, headers, body = route
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
+    def answer(self, handler):
+        path = handler.path.split('?')[0]
+        with self.lock:
+            self.requests.append((path, dict((k.lower(), v) for k, v in handler.headers.items())))
+        route = self.routes.get(path, (404, {}, b'Not Found'))
+        return route(handler) if callable(route) else route
 
     def hits(self, path):
         with self.lock:
@@ -70,10 +48,6 @@ class Host(object):
     def headers_of(self, path):
         with self.lock:
             return [h for p, h in self.requests if p == path]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 DL = '/stigmer/stigmer/releases/download/v1.2.3/'

@@ -6,67 +6,36 @@
 
 import calendar
 import socket
-import threading
-
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 TOKEN = 'ghp_TESTTOKEN0123456789abcdefABCDEF'
 
 
-class Server(object):
+class Server(LocalServer):
     """A tiny scriptable HTTP server: routes map a path to a function(handler) -> (status, headers, body)."""
 
     def __init__(self):
         self.routes = {}
         self.requests = []
-        server = self
+        super(Server, self).__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def _serve(self):
-                path = self.path
-                server.requests.append({'method': self.command, 'path': path,
-                                        'headers': dict((k.lower(), v) for k, v in self.headers.items())})
-                route = server.routes.get(path.split('?')[0])
-                if route is None:
-                    status, headers, body = 404, {}, b'{"message": "Not Found"}'
-                else:
-                    status, headers, body = route(self)
-                    if status is None:  # the route wrote its own answer
-                        return
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                if self.command != 'HEAD':
-                    self.wfile.write(body)
-
-            do_GET = _serve
-            do_HEAD = _serve
-            do_POST = _serve
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.base = 'http://127.0.0.1:%d' % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+    def answer(self, handler):
+        self.requests.append({'method': handler.command, 'path': handler.path,
+                              'headers': dict((k.lower(), v) for k, v in handler.headers.items())})
+        route = self.routes.get(handler.path.split('?')[0])
+        if route is None:
+            return 404, {}, b'{"message": "Not Found"}'
+        status, headers, body = route(handler)
+        if status is None:  # the route wrote its own answer
+            return None
+        return status, headers, body
 
     def hits(self, path):
         return [r for r in self.requests if r['path'].split('?')[0] == path]
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

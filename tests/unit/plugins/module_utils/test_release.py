@@ -7,9 +7,6 @@
 import io
 import json
 import os
-import threading
-
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -22,6 +19,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
     tag_from_latest_location,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 TOKEN = 'ghp_SECRETtoken0123456789abcdefXYZ'
 GH = 'https://github.com'
@@ -394,42 +392,26 @@ def test_not_json():
 # ---------------------------------------------------------------- end to end over real HTTP
 
 
-class GitHubDouble(object):
+class GitHubDouble(LocalServer):
     """Web + API on one 127.0.0.1 port, counting requests and recording Authorization headers."""
 
     def __init__(self, latest_tag, releases):
         self.requests = []
-        double = self
+        self.latest_tag = latest_tag
+        self.releases = releases
+        super(GitHubDouble, self).__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                double.requests.append((self.path, self.headers.get('Authorization')))
-                status, headers, body = 404, {}, b'{"message": "Not Found"}'
-                if self.path == '/%s/releases/latest' % REPO and latest_tag:
-                    status, headers, body = 302, {'Location': '%s/%s/releases/tag/%s' % (double.base, REPO, latest_tag)}, b''
-                prefix = '/api/v3/repos/%s/releases/tags/' % REPO
-                if self.path.startswith(prefix) and self.path[len(prefix):] in releases:
-                    status, body = 200, json.dumps(releases[self.path[len(prefix):]]).encode()
-                    headers = {'Content-Type': 'application/json', 'ETag': '"x"'}
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header('Content-Length', str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.base = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05}, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, handler):
+        path = handler.path
+        self.requests.append((path, handler.headers.get('Authorization')))
+        status, headers, body = 404, {}, b'{"message": "Not Found"}'
+        if path == '/%s/releases/latest' % REPO and self.latest_tag:
+            status, headers, body = 302, {'Location': '%s/%s/releases/tag/%s' % (self.base, REPO, self.latest_tag)}, b''
+        prefix = '/api/v3/repos/%s/releases/tags/' % REPO
+        if path.startswith(prefix) and path[len(prefix):] in self.releases:
+            status, body = 200, json.dumps(self.releases[path[len(prefix):]]).encode()
+            headers = {'Content-Type': 'application/json', 'ETag': '"x"'}
+        return status, headers, body
 
 
 def test_end_to_end_over_http(tmp_path):

@@ -7,17 +7,12 @@
 import functools
 import hashlib
 import io
-import json
 import os
-
-import pytest
-import yaml
-
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import artifact
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_artifact
+from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
 TOKEN = 'ghp_MODULEartifact0123456789abcdefX'
 NAME = 'stigmer-v1.2.3-darwin-arm64.tar.gz'
@@ -45,10 +40,7 @@ def release_fetch():
 
 def run(monkeypatch, capsys, args, fetch):
     monkeypatch.setattr(stigmer_artifact, 'ensure_artifact', functools.partial(artifact.ensure_artifact, fetch=fetch))
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            stigmer_artifact.main()
-    return info.value.code, json.loads(capsys.readouterr().out)
+    return harness.run_module(stigmer_artifact, args, capsys)
 
 
 def args_for(dest, **extra):
@@ -103,14 +95,6 @@ def test_bad_pin_fails(monkeypatch, capsys, tmp_path):
 
 
 def test_documentation_matches_the_argument_spec():
-    doc = yaml.safe_load(stigmer_artifact.DOCUMENTATION)
-    spec = stigmer_artifact.argument_spec()
-    assert set(doc['options']) == set(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('default') == spec[name].get('default'), name
-        assert option.get('required', False) == spec[name].get('required', False), name
+    spec, returned = harness.check_documentation(stigmer_artifact)[1:]
     assert spec['token']['no_log'] is True
-    yaml.safe_load(stigmer_artifact.EXAMPLES)
-    returned = yaml.safe_load(stigmer_artifact.RETURN)
     assert set(returned) == {'path', 'sha256', 'downloaded', 'verified_against', 'msg'}

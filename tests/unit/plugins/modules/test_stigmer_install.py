@@ -2,38 +2,17 @@
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import contextlib
 import hashlib
 import io
-import json
 import os
 import tarfile
 
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
-
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_install
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            stigmer_install.main()
-    return json.loads(capsys.readouterr().out)
+    return harness.run_module(stigmer_install, args, capsys)[1]
 
 
 def release(tmp_path, version):
@@ -117,16 +96,5 @@ def test_missing_required_options(capsys):
 
 
 def test_documentation_matches_argument_spec():
-    import yaml
-    doc = yaml.safe_load(stigmer_install.DOCUMENTATION)
-    spec = stigmer_install.argument_spec()
-    assert sorted(doc['options']) == sorted(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('default') == spec[name].get('default'), name
-        assert bool(option.get('required')) == bool(spec[name].get('required')), name
-        if 'suboptions' in option:
-            assert sorted(option['suboptions']) == sorted(spec[name]['options'])
+    doc = harness.check_documentation(stigmer_install)[0]
     assert set(doc['attributes']) == {'check_mode', 'diff_mode', 'platform'}
-    yaml.safe_load(stigmer_install.EXAMPLES)
-    yaml.safe_load(stigmer_install.RETURN)

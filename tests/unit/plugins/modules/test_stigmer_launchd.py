@@ -2,30 +2,16 @@
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import contextlib
-import json
 import os
 import plistlib
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import launchd
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_launchd
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
+from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
 LABEL = 'io.stigmer.server'
 
@@ -66,10 +52,7 @@ def fake(monkeypatch):
 
 
 def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            stigmer_launchd.main()
-    return json.loads(capsys.readouterr().out)
+    return harness.run_module(stigmer_launchd, args, capsys)[1]
 
 
 def args_for(tmp_path, **kwargs):
@@ -139,14 +122,5 @@ def test_refuses_other_platforms(tmp_path, capsys, fake, monkeypatch):
 
 
 def test_documentation_matches_argument_spec():
-    import yaml
-    doc = yaml.safe_load(stigmer_launchd.DOCUMENTATION)
-    spec = stigmer_launchd.argument_spec()
-    assert sorted(doc['options']) == sorted(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('default') == spec[name].get('default'), name
-        assert option.get('choices') == spec[name].get('choices'), name
+    doc = harness.check_documentation(stigmer_launchd)[0]
     assert doc['attributes']['platform']['platforms'] == 'darwin'
-    yaml.safe_load(stigmer_launchd.EXAMPLES)
-    yaml.safe_load(stigmer_launchd.RETURN)

@@ -8,14 +8,10 @@ import functools
 import io
 import json
 
-import pytest
-import yaml
-
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.module_utils import release
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_release
+from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
 TOKEN = 'ghp_MODULEtoken0123456789abcdefXYZ'
 API = 'https://api.github.com'
@@ -46,11 +42,7 @@ class Fetch(object):
 
 def run(monkeypatch, capsys, args, fetch):
     monkeypatch.setattr(stigmer_release, 'resolve_release', functools.partial(release.resolve_release, fetch=fetch))
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            stigmer_release.main()
-    out = json.loads(capsys.readouterr().out)
-    return info.value.code, out
+    return harness.run_module(stigmer_release, args, capsys)
 
 
 def test_latest_defaults(monkeypatch, capsys):
@@ -97,14 +89,6 @@ def test_version_error_fails(monkeypatch, capsys):
 
 
 def test_documentation_matches_the_argument_spec():
-    doc = yaml.safe_load(stigmer_release.DOCUMENTATION)
-    spec = stigmer_release.argument_spec()
-    assert set(doc['options']) == set(spec)
-    for name, option in doc['options'].items():
-        assert option['type'] == spec[name]['type'], name
-        assert option.get('default') == spec[name].get('default'), name
-        assert option.get('required', False) == spec[name].get('required', False), name
+    spec, returned = harness.check_documentation(stigmer_release)[1:]
     assert spec['token']['no_log'] is True
-    yaml.safe_load(stigmer_release.EXAMPLES)
-    returned = yaml.safe_load(stigmer_release.RETURN)
     assert set(returned) == {'tag', 'version', 'prerelease', 'source', 'assets', 'download_base', 'platforms', 'artifacts'}
