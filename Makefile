@@ -16,7 +16,7 @@ export STIGMER_TEST_RELEASES := $(RELEASES)
 export STIGMER_TEST_SERVER_PORT := $(SERVER_PORT)
 export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 
-.PHONY: demo demo-down test deps images collection-link releases server-start server-stop \
+.PHONY: demo demo-down test deps images collection-link releases server-start server-stop bench \
         lint sanity unit integration molecule
 
 demo: deps images releases server-start
@@ -68,3 +68,7 @@ integration: collection-link releases
 molecule: collection-link server-start
 	set -e; trap '$(MAKE) -s server-stop' EXIT; \
 	for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s; done
+
+# Figures, not pass/fail: download+verify throughput and peak memory of one large artifact.
+bench: collection-link
+	$(PYTHON) tests/bench/bench_artifact.py

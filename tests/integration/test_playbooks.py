@@ -267,3 +267,21 @@ def test_user_scope_installs_into_the_connecting_users_home_without_root(baselin
         == 'alice'
     # The system install on the same host is untouched.
     assert_untouched(names[1])
+
+
+def test_external_temporal_replaces_the_bundled_one(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    # "External" Temporal: the same Temporal CLI as a transient unit on another port.
+    started = host_sh(names[1], 'systemd-run --unit external-temporal --property=User=nobody '
+                                '/opt/stigmer/temporal/current/bin/temporal server start-dev --port 7299 '
+                                '--ui-port 8299 --headless --db-filename /tmp/external-temporal.db')
+    assert started.returncode == 0, started.stderr
+    extra = {'stigmer_version': '1.0.0', 'stigmer_temporal_enabled': False,
+             'stigmer_temporal_address': '127.0.0.1:7299'}
+    result = run_site(server, inventory, baseline['cache'], extra, limit=names[1])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert host_sh(names[1], 'test -e /etc/systemd/system/stigmer-temporal.service').returncode != 0
+    assert "TEMPORAL_SERVICE_ADDRESS='127.0.0.1:7299'" in host_sh(names[1], 'cat /etc/stigmer/stigmer.env').stdout
+    assert host_sh(names[1], 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
+    again = run_site(server, inventory, baseline['cache'], extra, limit=names[1])
+    assert recap(again.stdout)[names[1]]['changed'] == 0, again.stdout[-3000:]
