@@ -67,7 +67,10 @@ integration: collection-link releases
 
 molecule: collection-link server-start
 	set -e; trap '$(MAKE) -s server-stop' EXIT; \
-	for s in $(SCENARIOS); do echo "=== molecule scenario $$s"; molecule test -s $$s; done
+	for s in $(SCENARIOS); do \
+	  if [ $$s = arm64 ] && ! podman image exists localhost/stigmer-test-debian:bookworm-arm64; then \
+	    echo "=== molecule scenario arm64 SKIPPED: this machine cannot emulate arm64 (no image)"; continue; fi; \
+	  echo "=== molecule scenario $$s"; molecule test -s $$s; done
 
 # Figures, not pass/fail: download+verify throughput and peak memory of one large artifact.
 bench: collection-link

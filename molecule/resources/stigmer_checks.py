@@ -43,3 +43,8 @@ def started_count(host, unit):
     """How many times systemd started the unit since boot."""
     out = host.run('journalctl --no-pager -o cat -u %s.service' % unit).stdout
     return len(re.findall(r'^Started %s\.service' % re.escape(unit), out, re.M))
+
+
+def marker_bytes(host):
+    """The version marker exactly as the CLI reads it, trailing newline included."""
+    return host.check_output('od -An -c %s/.version' % DATA_BIN).split()

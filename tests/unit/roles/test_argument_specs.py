@@ -26,3 +26,9 @@ def test_public_variables_carry_the_role_prefix():
 def test_internal_variables_start_with_an_underscore():
     for path in (ROLE / 'vars').glob('*.yml'):
         assert all(name.startswith('_stigmer_') for name in load(path.relative_to(ROLE))), path
+
+
+def test_readme_documents_every_variable():
+    readme = (ROLE.parents[1] / 'README.md').read_text()
+    missing = [name for name in load('defaults/main.yml') if '| `%s` |' % name not in readme]
+    assert missing == []
