@@ -69,7 +69,7 @@ def fleet(tmp_path_factory):
     podman('rm', '-f', *names, check=False)
 
 
-def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml'):
+def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml', flags=()):
     extra_vars = {
         'stigmer_github_url': server.base_url,
         'stigmer_github_api_url': server.api_url,
@@ -81,6 +81,7 @@ def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, pla
     cmd = ['ansible-playbook', '-i', str(inventory), str(ROOT / 'playbooks' / playbook), '-e', json.dumps(extra_vars)]
     if limit:
         cmd += ['--limit', limit]
+    cmd += list(flags)
     proc_env = dict(os.environ)
     proc_env.pop('GITHUB_TOKEN', None)
     proc_env.update(env or {})
@@ -219,11 +220,10 @@ def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, flee
 def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, server, fleet):
     names, inventory = fleet
     result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.1.0'}, limit=names[0],
-                      env={'ANSIBLE_CHECK_MODE': '1', 'ANSIBLE_DIFF_ALWAYS': '1'})
+                      flags=['--check', '--diff'])
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result.stdout)[names[0]]['changed'] > 0
-    assert "-    version: v1.0.0" in result.stdout or "'version': 'v1.0.0'" in result.stdout or 'v1.0.0' in result.stdout
-    assert 'after' in result.stdout and 'v1.1.0' in result.stdout
+    assert '-    version: v1.0.0\n+    version: v1.1.0' in result.stdout, result.stdout[-3000:]
     assert_untouched(names[0])
 
 
