@@ -21,7 +21,7 @@ import build_releases  # noqa: E402
 import server_ctl  # noqa: E402
 
 IMAGE = 'localhost/stigmer-test-debian:bookworm-amd64'
-TOKEN = 'ghp_' + 'integrationTestToken0123456789abcd'  # never a real token
+TOKEN = 'fake-token-integration-0123456789abcdef'
 
 
 def podman(*args, check=True):

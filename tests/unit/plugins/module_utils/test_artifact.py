@@ -17,7 +17,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_artifact
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
-TOKEN = 'ghp_ARTIFACTtoken0123456789abcdefXY'
+TOKEN = 'fake-token-ARTIFACTtoken0123456789abcdefXY'
 NAME = 'stigmer-v1.2.3-linux-amd64.tar.gz'
 RUNNER = 'agent-runner-v1.2.3-linux-amd64'
 PAYLOAD = b'\x1f\x8b' + os.urandom(300 * 1024)

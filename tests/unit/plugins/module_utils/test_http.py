@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
-TOKEN = 'ghp_TESTTOKEN0123456789abcdefABCDEF'
+TOKEN = 'fake-token-TESTTOKEN0123456789abcdefABCDEF'
 
 
 class Server(LocalServer):

@@ -21,7 +21,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
-TOKEN = 'ghp_SECRETtoken0123456789abcdefXYZ'
+TOKEN = 'fake-token-SECRETtoken0123456789abcdefXYZ'
 GH = 'https://github.com'
 API = 'https://api.github.com'
 REPO = 'stigmer/stigmer'

@@ -14,7 +14,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_artifact
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
-TOKEN = 'ghp_MODULEartifact0123456789abcdefX'
+TOKEN = 'fake-token-MODULEartifact0123456789abcdefX'
 NAME = 'stigmer-v1.2.3-darwin-arm64.tar.gz'
 BASE = 'https://github.com/stigmer/stigmer/releases/download/v1.2.3/'
 PAYLOAD = b'archive bytes' * 1000

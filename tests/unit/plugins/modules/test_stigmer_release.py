@@ -13,7 +13,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils import release
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_release
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
-TOKEN = 'ghp_MODULEtoken0123456789abcdefXYZ'
+TOKEN = 'fake-token-MODULEtoken0123456789abcdefXYZ'
 API = 'https://api.github.com'
 
 
