@@ -19,7 +19,8 @@ python3 -m pip install -q -r "$here/requirements.txt"
 # crun fails where cgroups run in hybrid mode, and Podman's default ulimits
 # exceed what restricted hosts allow: adjust only on such hosts.
 conf=/etc/containers/containers.conf
-if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] || [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt 1048576 ]; then
+hard_nofile=$(ulimit -Hn)
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] || { [ "$hard_nofile" != unlimited ] && [ "$hard_nofile" -lt 1048576 ]; }; then
   if ! grep -qs '^runtime = "runc"' "$conf"; then
     mkdir -p /etc/containers
     cat >> "$conf" <<'TOML'

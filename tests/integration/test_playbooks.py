@@ -285,3 +285,13 @@ def test_external_temporal_replaces_the_bundled_one(baseline, server, fleet, tmp
     assert host_sh(names[1], 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
     again = run_site(server, inventory, baseline['cache'], extra, limit=names[1])
     assert recap(again.stdout)[names[1]]['changed'] == 0, again.stdout[-3000:]
+
+
+def test_malformed_api_key_fails_up_front_with_a_visible_reason(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    result = run_site(server, inventory, baseline['cache'],
+                      {'stigmer_version': '1.1.0', 'stigmer_anthropic_api_key': "sk-x'; rm -rf /"}, limit=names[0])
+    assert result.returncode != 0
+    assert 'An API key contains a quote' in result.stdout, result.stdout[-3000:]
+    assert "rm -rf" not in result.stdout + result.stderr
+    assert_untouched(names[0])
