@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS = ROOT / 'build' / 'collections'
 sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
 
 import build_releases  # noqa: E402
@@ -82,8 +83,12 @@ def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, pla
     if limit:
         cmd += ['--limit', limit]
     cmd += list(flags)
+    if (COLLECTIONS / 'ansible_collections' / 'stigmer' / 'runtime').resolve() != ROOT:
+        pytest.fail('%s does not expose this checkout as stigmer.runtime: run make collection-link' % COLLECTIONS)
     proc_env = dict(os.environ)
     proc_env.pop('GITHUB_TOKEN', None)
+    # This checkout, never a copy installed elsewhere, whether or not pytest runs from make.
+    proc_env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CONFIG=str(ROOT / 'tests' / 'ansible.cfg'))
     proc_env.update(env or {})
     return subprocess.run(cmd, capture_output=True, text=True, env=proc_env, cwd=str(ROOT), check=False)
 
@@ -98,11 +103,29 @@ def recap(output):
     return hosts
 
 
-def assert_untouched(name):
-    """v1.0.0 still current and running, no temporary file anywhere the role writes."""
-    assert host_sh(name, 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v1.0.0'
+# Everything the role writes on a system-scope host, plus the services' main PIDs so that
+# a restart counts as a change. Temporal's database and the journal change on their own.
+STATE_SCRIPT = r"""
+paths="/opt/stigmer /etc/stigmer /var/cache/stigmer /var/lib/stigmer/.stigmer/bin
+       /var/lib/stigmer/.stigmer/data/bin $(find /etc/systemd/system -name 'stigmer*')"
+find $paths -printf '%p %y %m %u:%g %l\n' | sort
+find $paths -type f -exec sha256sum {} + | sort
+systemctl show -p Id -p MainPID -p ActiveState stigmer-temporal stigmer-server stigmer-workflow-runner \
+  stigmer-agent-runner
+"""
+
+
+def host_state(name):
+    return host_sh(name, STATE_SCRIPT).stdout
+
+
+def assert_untouched(name, before):
+    """The host is exactly as before the run: same files, same links, same service processes, v1.0.0
+    current and running, and no temporary file anywhere the role writes."""
+    after = host_state(name)
+    assert after == before
+    assert '/opt/stigmer/current l 777 root:root versions/v1.0.0\n' in after
     assert host_sh(name, 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
-    assert host_sh(name, 'test -e /opt/stigmer/versions/v1.1.0').returncode != 0
     assert host_sh(name, 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
     leftovers = host_sh(name, "find /opt/stigmer /var/cache/stigmer /var/lib/stigmer -name '.*tmp*'").stdout
     assert leftovers == ''
@@ -148,6 +171,7 @@ def test_second_run_with_a_warm_cache_changes_nothing_and_sends_no_request(basel
 ], ids=['corrupt-download', 'wrong-checksum', 'missing-checksum-file', 'missing-asset'])
 def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fleet, tmp_path, fault, expected):
     names, inventory = fleet
+    before = host_state(names[0])
     server_ctl.reset(server.port)
     server_ctl.faults(server.port, fault)
     try:
@@ -156,12 +180,13 @@ def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fle
         server_ctl.reset(server.port)
     assert result.returncode != 0
     assert expected in result.stdout, result.stdout[-3000:]
-    assert_untouched(names[0])
+    assert_untouched(names[0], before)
     assert_no_temp(tmp_path / 'cache')
 
 
 def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
     names, inventory = fleet
+    before = host_state(names[0])
     server_ctl.faults(server.port, {'missing': ['agent-runner-v1.1.0-linux-amd64']})
     try:
         result = run_site(server, inventory, tmp_path / 'cache', {
@@ -173,11 +198,12 @@ def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
         server_ctl.reset(server.port)
     assert result.returncode != 0
     assert '404' in result.stdout and 'agent-runner-v1.1.0-linux-amd64' in result.stdout, result.stdout[-3000:]
-    assert_untouched(names[0])
+    assert_untouched(names[0], before)
 
 
 def test_rate_limited_api_gives_the_reset_time_and_how_to_pass_a_token(baseline, server, fleet, tmp_path):
     names, inventory = fleet
+    before = host_state(names[0])
     server_ctl.faults(server.port, {'rate_limited': True, 'latest_redirect': False})
     try:
         result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': 'latest'}, limit=names[0])
@@ -186,7 +212,7 @@ def test_rate_limited_api_gives_the_reset_time_and_how_to_pass_a_token(baseline,
     assert result.returncode != 0
     assert 'rate limit exceeded' in result.stdout and 'resets at' in result.stdout, result.stdout[-3000:]
     assert 'GITHUB_TOKEN' in result.stdout
-    assert_untouched(names[0])
+    assert_untouched(names[0], before)
 
 
 def test_unsupported_architecture_fails_that_host_only_listing_supported_platforms(baseline, server, fleet, tmp_path):
@@ -198,11 +224,12 @@ def test_unsupported_architecture_fails_that_host_only_listing_supported_platfor
     data = json.loads(Path(inventory).read_text())
     data['all']['hosts'][names[1]] = {'ansible_python_interpreter': '/usr/local/bin/python3-i686'}
     inv.write_text(json.dumps(data))
+    before = host_state(names[1])
     result = run_site(server, inv, baseline['cache'], {'stigmer_version': '1.0.0'})
     counts = recap(result.stdout)
     assert counts[names[1]]['failed'] == 1 and counts[names[0]]['failed'] == 0, result.stdout[-3000:]
     assert 'i686' in result.stdout and 'linux-amd64, linux-arm64' in result.stdout
-    assert_untouched(names[1])
+    assert_untouched(names[1], before)
 
 
 def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, fleet, tmp_path):
@@ -219,12 +246,13 @@ def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, flee
 
 def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, server, fleet):
     names, inventory = fleet
+    before = host_state(names[0])
     result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.1.0'}, limit=names[0],
                       flags=['--check', '--diff'])
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result.stdout)[names[0]]['changed'] > 0
     assert '-    version: v1.0.0\n+    version: v1.1.0' in result.stdout, result.stdout[-3000:]
-    assert_untouched(names[0])
+    assert_untouched(names[0], before)
 
 
 def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(baseline, server, fleet, tmp_path):
@@ -255,6 +283,7 @@ def test_user_scope_installs_into_the_connecting_users_home_without_root(baselin
     data['all']['hosts'] = {names[1]: {'ansible_user': 'alice'}}
     inv.write_text(json.dumps(data))
     extra = {'stigmer_version': '1.1.0', 'stigmer_install_scope': 'user', 'stigmer_service_enabled': False}
+    before = host_state(names[1])
     first = run_site(server, inv, baseline['cache'], extra)
     assert first.returncode == 0, first.stdout[-3000:]
     second = run_site(server, inv, baseline['cache'], extra)
@@ -266,7 +295,7 @@ def test_user_scope_installs_into_the_connecting_users_home_without_root(baselin
     assert host_sh(names[1], 'stat -c %U /home/alice/.local/share/stigmer/versions/v1.1.0/bin/stigmer').stdout.strip() \
         == 'alice'
     # The system install on the same host is untouched.
-    assert_untouched(names[1])
+    assert_untouched(names[1], before)
 
 
 def test_external_temporal_replaces_the_bundled_one(baseline, server, fleet, tmp_path):
@@ -289,9 +318,10 @@ def test_external_temporal_replaces_the_bundled_one(baseline, server, fleet, tmp
 
 def test_malformed_api_key_fails_up_front_with_a_visible_reason(baseline, server, fleet, tmp_path):
     names, inventory = fleet
+    before = host_state(names[0])
     result = run_site(server, inventory, baseline['cache'],
                       {'stigmer_version': '1.1.0', 'stigmer_anthropic_api_key': "sk-x'; rm -rf /"}, limit=names[0])
     assert result.returncode != 0
     assert 'An API key contains a quote' in result.stdout, result.stdout[-3000:]
     assert "rm -rf" not in result.stdout + result.stderr
-    assert_untouched(names[0])
+    assert_untouched(names[0], before)
