@@ -33,10 +33,9 @@ def security_score(host, unit):
 
 
 def health(host):
+    """The stand-in server's own view over gRPC (stigmer server status): status, version, runners."""
     import json
-    out = host.check_output(
-        "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:7234/health').read().decode())\"")
-    return json.loads(out)
+    return json.loads(host.run('stigmer server status').stdout)
 
 
 def started_count(host, unit):

@@ -257,19 +257,26 @@ def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, serv
 
 def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(baseline, server, fleet, tmp_path):
     names, inventory = fleet
-    # The new version never reports healthy on a path that does not exist: the gate fails,
-    # the role switches current back and restarts v1.0.0.
+    # The new version never reports healthy for a health service it does not have (gRPC
+    # NOT_FOUND): the gate fails, the role switches current back and restarts v1.0.0.
     result = run_site(server, inventory, baseline['cache'],
-                      {'stigmer_version': '1.1.0', 'stigmer_health_path': '/no-such-health', 'stigmer_health_timeout': 6},
+                      {'stigmer_version': '1.1.0', 'stigmer_health_service': 'stigmer.NoSuchService',
+                       'stigmer_health_timeout': 6},
                       limit=names[0])
     assert result.returncode != 0
     assert 'Rolled back to v1.0.0, which is running again' in result.stdout, result.stdout[-3000:]
     assert '--- server ---' in result.stdout
     assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v1.0.0'
     assert host_sh(names[0], 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
-    probe = "python3 -c \"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:7234/health').read().decode())\""
-    health = host_sh(names[0], probe).stdout
-    assert json.loads(health)['version'] == 'v1.0.0'
+    assert "no health status for service 'stigmer.NoSuchService'" in result.stdout
+    # The server's own status over gRPC: v1.0.0 serves again, with its agent-runner.
+    for _attempt in range(20):
+        status = host_sh(names[0], 'stigmer server status')
+        if status.returncode == 0:
+            break
+        time.sleep(1)
+    assert json.loads(status.stdout)['version'] == 'v1.0.0', status
+    assert [runner['version'] for runner in json.loads(status.stdout)['agent_runners']] == ['v1.0.0']
     # The rolled-back host is consistent: asking for v1.0.0 again changes nothing.
     retry = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.0.0'}, limit=names[0])
     assert recap(retry.stdout)[names[0]] == dict(recap(retry.stdout)[names[0]], changed=0, failed=0), retry.stdout[-3000:]

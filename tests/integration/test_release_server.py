@@ -15,8 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -615,12 +617,23 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("timed out waiting for " + what)
 
 
-def health(port):
-    try:
-        r = session().get("http://127.0.0.1:%d/health" % port, timeout=2)
-    except requests.ConnectionError:
-        return None
-    return r.status_code, r.json()
+def grpc_health(port, service=""):
+    """The serving status a real gRPC client (grpcio) gets; None while nothing listens."""
+    with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                return None
+            return exc.code().name
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+def server_status(bin_dir, env):
+    """The stand-in server's own view (stigmer server status, over gRPC): (exit code, JSON or None)."""
+    r = run([bin_dir / "stigmer", "server", "status"], env=env)
+    return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else None)
 
 
 def test_runtime_components_talk_to_each_other(releases, tmp_path):
@@ -639,39 +652,42 @@ def test_runtime_components_talk_to_each_other(releases, tmp_path):
         # the server waits for Temporal, which comes up a moment later
         server = procs.start("server", [bin_dir / "stigmer", "internal-server"], env)
         time.sleep(0.7)
-        assert server.poll() is None and health(s_port) is None
+        assert server.poll() is None and grpc_health(s_port) is None
         db = home / ".stigmer" / "temporal-data" / "temporal.db"
         procs.start("temporal", [home / ".stigmer/bin/temporal", "server", "start-dev", "--port", t_port,
                                  "--ui-port", ui_port, "--db-filename", db, "--ip", "127.0.0.1"], env)
-        status = wait_for(lambda: health(s_port), 15, "stigmer-server /health")
-        assert status[0] == 200 and status[1]["status"] == "SERVING"
-        assert status[1]["version"] == "v1.1.0" and status[1]["temporal"] == "reachable"
+        # Temporal up but no agent-runner yet: the server answers, NOT_SERVING
+        assert wait_for(lambda: grpc_health(s_port), 15, "stigmer-server gRPC health") == "NOT_SERVING"
+        code, body = server_status(bin_dir, env)
+        assert code == 1 and body["version"] == "v1.1.0" and body["temporal"] == "reachable"
+        assert body["agent_runners"] == []
         assert db.is_file()
         ui = session().get("http://127.0.0.1:%d/" % ui_port)
         assert ui.status_code == 200 and "Temporal UI stand-in" in ui.text
+        # gRPC only: an HTTP/1.1 request gets nothing served, unknown health services are NOT_FOUND
+        plain = session().get("http://127.0.0.1:%d/health" % s_port, timeout=2)
+        assert plain.status_code == 505
+        assert grpc_health(s_port, "stigmer.NoSuchService") == "NOT_FOUND"
 
         agent = procs.start("agent", [data_bin / "agent-runner"], env)
         workflow = procs.start("workflow", [bin_dir / "stigmer", "internal-workflow-runner"], env)
 
         def connected():
-            code, body = health(s_port)
+            code, body = server_status(bin_dir, env)
             return body if body["agent_runners"] and body["workflow_runners"] else None
 
         body = wait_for(connected, 15, "runners to register")
+        assert body["status"] == "SERVING" and grpc_health(s_port) == "SERVING"
         assert body["agent_runners"][0]["version"] == "v1.1.0"
         assert body["agent_runners"][0]["pid"] == agent.pid
         assert body["workflow_runners"][0]["pid"] == workflow.pid
         assert body["workflow_runners"][0]["last_seen"] <= time.time() + 1
 
-        r = run([bin_dir / "stigmer", "server", "status"], env=env)
-        assert r.returncode == 0 and json.loads(r.stdout)["status"] == "SERVING"
-
         # Temporal goes away: the server says so
         assert procs.stop("temporal") == 0
-        code, body = health(s_port)
-        assert code == 503 and body["status"] == "NOT_SERVING" and body["temporal"] == "unreachable"
-        r = run([bin_dir / "stigmer", "server", "status"], env=env)
-        assert r.returncode == 1
+        assert grpc_health(s_port) == "NOT_SERVING"
+        code, body = server_status(bin_dir, env)
+        assert code == 1 and body["status"] == "NOT_SERVING" and body["temporal"] == "unreachable"
 
         # the server goes away: runners give up after the (shortened) grace period
         assert procs.stop("server") == 0
