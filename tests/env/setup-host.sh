@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine to run the test suite and the local demo fleet:
-# Debian packages (Podman, debootstrap, qemu for arm64), Python packages, and
+# Debian packages (Podman, debootstrap, qemu for arm64, shellcheck for sanity), Python packages, and
 # the Podman settings that restricted CI machines need. Safe to run again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 need_apt=()
-for pkg in podman runc slirp4netns debootstrap qemu-user-static binfmt-support make; do
+for pkg in podman runc slirp4netns debootstrap qemu-user-static binfmt-support make rsync shellcheck; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
