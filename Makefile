@@ -19,7 +19,11 @@ export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 .PHONY: demo demo-down test deps images collection-link releases server-start server-stop bench \
         lint sanity unit integration molecule
 
+# The stand-in releases are rebuilt from the working tree under the same tags. The demo's
+# controller cache rightly trusts what it verified before, so it starts afresh when they change.
 demo: deps images releases server-start
+	@cmp -s $(RELEASES)/releases.json $(BUILD)/cache/releases.json || \
+	    { rm -rf $(BUILD)/cache && mkdir -p $(BUILD)/cache && cp $(RELEASES)/releases.json $(BUILD)/cache/; }
 	tests/env/fleet.sh up $(BUILD)/demo/inventory.yml
 	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/site.yml -e @tests/demo-vars.yml
 	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/verify.yml -e @tests/demo-vars.yml \
@@ -46,7 +50,9 @@ collection-link:
 releases:
 	$(PYTHON) tests/fixtures/build_releases.py $(RELEASES)
 
+# Always a fresh start: a server left running (by an earlier demo) holds the older catalogue.
 server-start: releases
+	@$(PYTHON) tests/fixtures/server_ctl.py stop --state-dir $(BUILD)/server >/dev/null 2>&1 || true
 	$(PYTHON) tests/fixtures/server_ctl.py start --root $(RELEASES) --port $(SERVER_PORT) \
 	    --asset-port $(ASSET_PORT) --state-dir $(BUILD)/server
 
