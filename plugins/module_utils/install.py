@@ -23,6 +23,7 @@ import posixpath
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -33,12 +34,14 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.archive import (
     UnsafeArchiveError,
     extract_executables,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils.binary_header import platform_problem
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
     normalize_sha256,
     sha256_file,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import TMP_MARK, atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
 
 MANIFEST_NAME = '.manifest.json'
@@ -50,12 +53,14 @@ FILE_MODE = 0o644
 # Everything this module leaves behind while working carries TMP_MARK (shared
 # with atomic_write's temp files), so a later run can recognise (and remove)
 # what a crash left.
-# Version checks run with nothing inherited: a root login's PATH or LD_* must
-# not decide whether a freshly staged binary looks healthy.
+# Checks run with nothing inherited: a root login's PATH or LD_* must not
+# decide whether a freshly staged binary looks healthy.
 CHECK_ENV = {'PATH': '/usr/bin:/bin'}
 CHECK_TIMEOUT = 30
 OUTPUT_TAIL = 400
 _CHUNK = 1 << 20
+# A manifest or share/ file larger than this was not written by this module.
+RECORD_LIMIT = 1 << 20
 
 
 class InstallError(Exception):
@@ -167,20 +172,31 @@ def expected_version(expect, command):
     """The version a check expects, parsed the same way as the command output."""
     found = extract_version(str(expect))
     if not found:
-        raise InstallError('version_checks for %s: expect %r holds no version number' % (command, expect))
+        raise InstallError('checks for %s: expect %r holds no version number' % (command, expect))
     return found
 
 
 def normalize_checks(checks):
     result = []
     for check in checks or []:
-        command = validate_basename(check.get('command'), 'version_checks command')
+        command = validate_basename(check.get('command'), 'checks command')
         args = check.get('args')
         if args is None:
             args = ['--version']
+        expect = check.get('expect')
+        optional = bool(check.get('version_optional'))
+        if expect is None and optional:
+            raise InstallError('checks for %s: version_optional needs expect' % command)
         result.append({'command': command, 'args': [str(a) for a in args],
-                       'expect': expected_version(check.get('expect'), command)})
+                       'expect': None if expect is None else expected_version(expect, command),
+                       'version_optional': optional})
     return result
+
+
+def normalize_platform(platform):
+    if platform is not None and platform not in SUPPORTED_PLATFORMS:
+        raise InstallError('platform %r is not one of %s' % (platform, ', '.join(SUPPORTED_PLATFORMS)))
+    return platform
 
 
 def output_tail(output, limit=OUTPUT_TAIL):
@@ -195,18 +211,29 @@ def without_build(version):
     return version.split('+', 1)[0] if version else version
 
 
-def version_check_problem(argv, expect, rc, output):
-    """Return a failure message for one version check, or None when it passed."""
+def check_problem(argv, check, rc, output):
+    """Return a failure message for one check, or None when it passed.
+
+    rc is None when the command could not be started or did not finish in
+    time: never a pass, whatever version_optional says.
+    """
     shown = ' '.join(argv)
+    expect = check['expect']
+    if rc is None:
+        return 'check failed: %s did not run to completion; output: %s' % (shown, output_tail(output))
+    seen = extract_version(output)
+    if expect is not None and seen is None and check['version_optional']:
+        # A CLI without a version flag (stigmer v0.0.5-v0.0.7 prints nothing, exits 1).
+        return None
     if rc != 0:
         hint = ''
         if rc in (126, 127):
             hint = ' (the binary could not be executed: wrong architecture or missing loader?)'
-        return ('version check failed: %s exited with %d%s; expected version %s; output: %s'
-                % (shown, rc, hint, expect, output_tail(output)))
-    seen = extract_version(output)
-    if without_build(seen) != without_build(expect):
-        return ('version check failed: %s reports version %s, expected %s; output: %s'
+        wanted = '; expected version %s' % expect if expect is not None else ''
+        return ('check failed: %s exited with %d%s%s; output: %s'
+                % (shown, rc, hint, wanted, output_tail(output)))
+    if expect is not None and without_build(seen) != without_build(expect):
+        return ('check failed: %s reports version %s, expected %s; output: %s'
                 % (shown, seen or 'none', expect, output_tail(output)))
     return None
 
@@ -233,6 +260,22 @@ def version_from_target(link, target, root):
     if not name or name.startswith('.'):
         return None
     return name
+
+
+def link_target_parts(link, target):
+    """(versions dir name, version) of a link written by link_value, or raise InstallError.
+
+    Readers that must not be led elsewhere accept only ``<dir>/<version>``
+    relative to the link's own directory: no absolute path, no ``..``.
+    """
+    parts = target.split('/')
+    if target.startswith('/') or len(parts) != 2 or parts[0] in ('', '.', '..'):
+        raise InstallError('%s points at %s, not at a version directory beside it' % (link, target))
+    try:
+        validate_version_name(parts[1])
+    except InstallError as exc:
+        raise InstallError('%s points at %s: %s' % (link, target, exc))
+    return parts[0], parts[1]
 
 
 def source_identities(sources):
@@ -546,18 +589,17 @@ def place_archive(source, staged_bin, scratch):
 
 
 def run_check(argv, cwd, timeout=CHECK_TIMEOUT):
-    """Run one version check; return (rc, combined output). Exec failures map to 126/127."""
+    """Run one check; return (rc, combined output), rc None when it could not start or timed out."""
     try:
         # check=False: a non-zero exit is a result to report, not an exception.
         proc = subprocess.run(argv, cwd=cwd, env=dict(CHECK_ENV), stdin=subprocess.DEVNULL, check=False,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         out = exc.output or b''
-        return 124, out.decode('utf-8', 'replace') + '\n(timed out after %d s)' % timeout
+        return None, out.decode('utf-8', 'replace') + '\n(timed out after %d s)' % timeout
     except OSError as exc:
         # ENOEXEC is what a binary for another CPU gives when exec'd directly.
-        rc = 127 if exc.errno == errno.ENOENT else 126
-        return rc, '%s: %s' % (argv[0], exc.strerror or exc)
+        return None, '%s could not be executed: %s' % (argv[0], exc.strerror or exc)
     return proc.returncode, proc.stdout.decode('utf-8', 'replace')
 
 
@@ -568,10 +610,21 @@ def chown_tree(path, uid, gid):
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check):
+def bin_platform_problem(bin_dir, names, platform):
+    """Why one of the executables in bin_dir cannot run on platform (headers only), or None."""
+    for name in sorted(names):
+        problem = platform_problem(os.path.join(bin_dir, name), platform, name)
+        if problem:
+            return problem
+    return None
+
+
+def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check, platform=None):
     """Build root/.<version>.tmp-XXXX completely and check it; return its path.
 
-    The caller owns the returned directory; on any failure it is removed here.
+    With platform set every executable's header must match it before any
+    check runs, so a binary for another CPU is never executed. The caller
+    owns the returned directory; on any failure it is removed here.
     """
     staged = tempfile.mkdtemp(prefix='.%s%s' % (version, TMP_MARK), dir=root)
     try:
@@ -608,16 +661,20 @@ def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check
         os.chmod(staged, DIR_MODE)
         if uid is not None:
             chown_tree(staged, uid, gid)
+        unchanged = '%s was not installed, the active version and link are unchanged: %s'
+        if platform:
+            problem = bin_platform_problem(staged_bin, os.listdir(staged_bin), platform)
+            if problem:
+                raise InstallError(unchanged % (version, problem))
         for check in checks:
             argv = [os.path.join(staged_bin, check['command'])] + check['args']
             if not os.path.isfile(argv[0]):
-                raise InstallError('version check: %s is not among the installed executables (%s)'
+                raise InstallError('check: %s is not among the installed executables (%s)'
                                    % (check['command'], ', '.join(sorted(os.listdir(staged_bin)))))
             rc, output = runner(argv, staged)
-            problem = version_check_problem([check['command']] + check['args'], check['expect'], rc, output)
+            problem = check_problem([check['command']] + check['args'], check, rc, output)
             if problem:
-                raise InstallError('%s was not installed, the active version and link are unchanged: %s'
-                                   % (version, problem))
+                raise InstallError(unchanged % (version, problem))
         return staged
     except BaseException:
         remove_path(staged)
@@ -674,7 +731,7 @@ def stamp_manifest(vdir, key, now, uid, gid):
 # The whole job
 # ---------------------------------------------------------------------------
 
-def ensure_version(root, version, sources, link, files=None, version_checks=None, keep=2,
+def ensure_version(root, version, sources, link, files=None, checks=None, platform=None, keep=2,
                    owner='root', group=None, switch=True, check_mode=False,
                    now=time.time, runner=run_check, ids=None):
     """Install version under root if needed, switch link to it, prune; return the result dict.
@@ -687,7 +744,8 @@ def ensure_version(root, version, sources, link, files=None, version_checks=None
     version = validate_version_name(version)
     sources = normalize_sources(sources)
     files = normalize_files(files)
-    checks = normalize_checks(version_checks)
+    checks = normalize_checks(checks)
+    platform = normalize_platform(platform)
     if keep is None or int(keep) < 1:
         raise InstallError('keep must be at least 1')
     keep = int(keep)
@@ -700,6 +758,13 @@ def ensure_version(root, version, sources, link, files=None, version_checks=None
     manifest = read_manifest(vdir) if is_real_dir(vdir) else None
     problem = installed_problem(vdir, manifest, source_identities(sources), file_hashes, uid, gid)
     need_install = problem is not None
+    if not need_install and platform:
+        # Rebuilding would give the same verified bytes: the artifacts
+        # themselves are for another platform (or the disk moved hosts).
+        wrong = bin_platform_problem(os.path.join(vdir, BIN_DIR), bin_names(manifest), platform)
+        if wrong:
+            raise InstallError('%s is installed but cannot run on this host, the active version and link '
+                               'are unchanged: %s' % (version, wrong))
 
     current = read_link(link)
     previous = version_from_target(link, current, root)
@@ -736,7 +801,7 @@ def ensure_version(root, version, sources, link, files=None, version_checks=None
         for path in (root, os.path.dirname(link)):
             if not os.path.isdir(path):
                 os.makedirs(path, DIR_MODE)
-        staged = stage(root, version, sources, files, checks, uid, gid, now(), runner)
+        staged = stage(root, version, sources, files, checks, uid, gid, now(), runner, platform)
         try:
             put_in_place(root, version, staged)
         finally:
@@ -776,3 +841,134 @@ def bin_names(manifest):
     files = (manifest or {}).get('files') or {}
     prefix = BIN_DIR + '/'
     return sorted(p[len(prefix):] for p in files if p.startswith(prefix))
+
+
+# ---------------------------------------------------------------------------
+# Reading what is installed, trusting nothing but the records (stigmer_info)
+# ---------------------------------------------------------------------------
+
+def trust_problem(rel, st):
+    """Believe only what root or the reading account wrote and nobody else can change."""
+    if st.st_uid not in (0, os.geteuid()):
+        return '%s is owned by uid %d' % (rel, st.st_uid)
+    if st.st_mode & 0o022:
+        return '%s is writable by group or others (mode %o)' % (rel, stat.S_IMODE(st.st_mode))
+    return None
+
+
+def open_beneath(dir_fd, relpath, directory=False):
+    """Open relpath below dir_fd one component at a time with O_NOFOLLOW; return the fd.
+
+    A planted symlink, a FIFO or a file others may write ends the walk with
+    InstallError instead of being followed, blocked on or believed.
+    """
+    parts = relpath.split('/')
+    fd = dir_fd
+    for index, part in enumerate(parts):
+        rel = '/'.join(parts[:index + 1])
+        want_dir = directory or index < len(parts) - 1
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+        if want_dir:
+            flags |= os.O_DIRECTORY
+        try:
+            child = os.open(part, flags, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                problem = '%s is missing' % rel
+            elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                problem = '%s is a symbolic link or not a %s' % (rel, 'directory' if want_dir else 'file')
+            else:
+                problem = '%s cannot be opened: %s' % (rel, exc.strerror or exc)
+            raise InstallError(problem)
+        finally:
+            if fd != dir_fd:
+                os.close(fd)
+        fd = child
+        st = os.fstat(fd)
+        problem = None if want_dir or stat.S_ISREG(st.st_mode) else '%s is not a regular file' % rel
+        problem = problem or trust_problem(rel, st)
+        if problem:
+            os.close(fd)
+            raise InstallError(problem)
+    return fd
+
+
+def read_beneath(dir_fd, relpath, limit=RECORD_LIMIT):
+    fd = open_beneath(dir_fd, relpath)
+    try:
+        data = b''
+        while len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise InstallError('%s is larger than %d bytes' % (relpath, limit))
+    return data
+
+
+def read_active(link, read=(), present=()):
+    """Read the install record of the version link points at; run nothing, follow no planted link.
+
+    Only link itself is followed, and only when its text is ``<dir>/<version>``
+    (see link_target_parts). Returns None when link does not exist, else a dict:
+    version (the directory name, confirmed by its manifest); contents, {relpath:
+    bytes} for each path in read whose content matches the manifest's sha256;
+    present, the paths in present that the manifest records and that are
+    regular files; problems, why a requested path is in neither. Raises
+    InstallError when the link, the version directory or its manifest cannot
+    be trusted.
+    """
+    try:
+        st = os.lstat(link)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISLNK(st.st_mode):
+        raise InstallError('%s is not a symbolic link' % link)
+    if st.st_uid not in (0, os.geteuid()):
+        raise InstallError('%s is owned by uid %d' % (link, st.st_uid))
+    versions_name, version = link_target_parts(link, os.readlink(link))
+    base = os.open(os.path.dirname(os.path.abspath(link)),
+                   os.O_RDONLY | os.O_DIRECTORY | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        vfd = open_beneath(base, versions_name + '/' + version, directory=True)
+    finally:
+        os.close(base)
+    result = {'version': version, 'contents': {}, 'present': [], 'problems': []}
+    try:
+        try:
+            manifest = json.loads(read_beneath(vfd, MANIFEST_NAME).decode('utf-8'))
+        except ValueError:
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get('format') != MANIFEST_FORMAT \
+                or manifest.get('version') != version or not isinstance(manifest.get('files'), dict):
+            raise InstallError('%s/%s has no manifest for version %s' % (versions_name, version, version))
+        recorded = manifest['files']
+        for rel in read:
+            if rel not in recorded:
+                result['problems'].append('%s is not part of the install of %s' % (rel, version))
+                continue
+            try:
+                data = read_beneath(vfd, rel)
+            except InstallError as exc:
+                result['problems'].append(str(exc))
+                continue
+            if hashlib.sha256(data).hexdigest() != recorded[rel]:
+                result['problems'].append('%s does not match its recorded sha256' % rel)
+                continue
+            result['contents'][rel] = data
+        for rel in present:
+            if rel not in recorded:
+                result['problems'].append('%s is not part of the install of %s' % (rel, version))
+                continue
+            try:
+                os.close(open_beneath(vfd, rel))
+            except InstallError as exc:
+                result['problems'].append(str(exc))
+                continue
+            result['present'].append(rel)
+    finally:
+        os.close(vfd)
+    return result

@@ -6,30 +6,34 @@
 DOCUMENTATION = r'''
 ---
 module: stigmer_info
-short_description: Report the installed Stigmer CLI, agent-runner and Temporal versions
+short_description: Report the installed Stigmer CLI, agent-runner and Temporal versions from the install records
 version_added: 0.1.0
 description:
-  - Reads the installed versions by running the installed executables with C(--version) and
-    extracting the semantic version from their output (never comparing whole lines).
-  - Reads the agent-runner version marker C(.version) that the CLI checks before it starts, and
-    tells whether the CLI, the agent-runner and the marker agree.
-  - Changes nothing; a missing install is reported, not an error.
+  - Reads the installed versions from the records that M(stigmer.runtime.stigmer_install) writes;
+    it executes nothing. The CLI of v0.0.5 to v0.0.7 has no version flag, and the agent-runner
+    ignores its arguments and starts a worker, so running them would tell nothing or start a
+    service.
+  - The CLI version is the version directory that O(current) points at, confirmed by its
+    C(.manifest.json). The agent-runner version is the content of C(share/agent-runner.version)
+    in that directory (the file the CLI's C(data/bin/.version) links to), believed only when it
+    matches the sha256 the manifest records.
+  - Only O(current) itself is followed, and only when it is a relative link to a version
+    directory beside it (C(versions/v1.1.0)); everything below it is opened without following
+    symbolic links and must be owned by root or by the connecting account and not writable by
+    group or others.
+  - Changes nothing; a missing install is reported, not an error, and so is an install record
+    that cannot be trusted (see RV(problems)).
 author: stigmer.runtime contributors (@stigmer)
 options:
-  cli:
-    description: Path of the installed C(stigmer) executable.
+  current:
+    description:
+      - Path of the link to the active Stigmer version, for example C(/opt/stigmer/current).
     type: path
     required: true
-  agent_runner:
-    description: Path of the agent-runner where the CLI looks for it (C(~/.stigmer/data/bin/agent-runner)).
-    type: path
-    required: true
-  marker:
-    description: Path of the agent-runner version marker (C(~/.stigmer/data/bin/.version)).
-    type: path
-    required: true
-  temporal:
-    description: Path of the Temporal CLI; omit when Temporal is external.
+  temporal_current:
+    description:
+      - Path of the link to the active Temporal CLI version, for example C(/opt/stigmer/temporal/current).
+      - Omit when Temporal is external.
     type: path
 attributes:
   check_mode:
@@ -42,102 +46,107 @@ attributes:
     description: Target OS/families that can be operated against.
     support: full
     platforms: posix
+seealso:
+  - module: stigmer.runtime.stigmer_install
 '''
 
 EXAMPLES = r'''
 - name: Read the installed Stigmer versions
   stigmer.runtime.stigmer_info:
-    cli: /opt/stigmer/current/bin/stigmer
-    agent_runner: /var/lib/stigmer/.stigmer/data/bin/agent-runner
-    marker: /var/lib/stigmer/.stigmer/data/bin/.version
-    temporal: /var/lib/stigmer/.stigmer/bin/temporal
+    current: /opt/stigmer/current
+    temporal_current: /opt/stigmer/temporal/current
   register: stigmer_installed
 '''
 
 RETURN = r'''
 installed:
-  description: Whether the CLI and the agent-runner are both present.
+  description: Whether the active version's record lists both C(bin/stigmer) and C(bin/agent-runner) and both are in place.
   returned: always
   type: bool
+  sample: true
 cli_version:
-  description: Version the CLI reports, without a leading v; null when absent or unreadable.
+  description: Version of the active CLI, without a leading v; null when nothing is installed or the record cannot be trusted.
   returned: always
   type: str
   sample: 1.1.0
 agent_runner_version:
-  description: Version the agent-runner reports; null when absent or unreadable.
+  description: Version the active agent-runner was installed as, without a leading v; null when absent or not verified.
   returned: always
   type: str
   sample: 1.1.0
-marker:
-  description: Content of the version marker, stripped; null when absent.
-  returned: always
-  type: str
-  sample: v1.1.0
 temporal_version:
-  description: Version Temporal reports; null when absent or not asked for.
+  description: Version of the active Temporal CLI; null when absent, not trusted or O(temporal_current) is not set.
   returned: always
   type: str
   sample: 1.5.1
 versions_match:
-  description: True when the CLI, the agent-runner and the marker name the same version.
+  description: True when the CLI and the agent-runner versions are both known and the same.
   returned: always
   type: bool
+  sample: true
+problems:
+  description: Why an install record could not be read or believed; empty when all was read.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/opt/stigmer/current: share/agent-runner.version does not match its recorded sha256"]
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.stigmer.runtime.plugins.module_utils.install import InstallError, read_active
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
 
+RUNNER_VERSION_FILE = 'share/agent-runner.version'
+STIGMER_BINS = ('bin/stigmer', 'bin/agent-runner')
 
-def read_marker(path):
+
+def argument_spec():
+    return dict(
+        current=dict(type='path', required=True),
+        temporal_current=dict(type='path'),
+    )
+
+
+def read_record(link, problems, read=(), present=()):
+    """read_active(), with every reason it gave up on something added to problems."""
     try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (IOError, OSError):
+        record = read_active(link, read, present)
+    except (InstallError, OSError) as exc:
+        problems.append('%s: %s' % (link, to_native(exc)))
         return None
+    if record:
+        problems.extend('%s: %s' % (link, p) for p in record['problems'])
+    return record
 
 
-def reported_version(module, path):
-    """Run `path --version` and extract the version; None when it cannot run."""
-    if not path or not os.path.exists(path):
-        return None
-    rc, out, err = module.run_command([path, '--version'])
-    if rc != 0:
-        return None
-    return extract_version(out + '\n' + err)
-
-
-def versions_agree(cli, agent_runner, marker):
-    if not cli or not agent_runner or not marker:
-        return False
-    return cli == agent_runner == extract_version(marker)
+def report(current, temporal_current=None):
+    problems = []
+    cli = runner = temporal = None
+    installed = False
+    record = read_record(current, problems, read=[RUNNER_VERSION_FILE], present=STIGMER_BINS)
+    if record:
+        cli = extract_version(record['version'])
+        runner = extract_version(record['contents'].get(RUNNER_VERSION_FILE))
+        installed = sorted(record['present']) == sorted(STIGMER_BINS)
+    if temporal_current:
+        record = read_record(temporal_current, problems, present=['bin/temporal'])
+        if record and record['present']:
+            temporal = extract_version(record['version'])
+    return {
+        'installed': installed,
+        'cli_version': cli,
+        'agent_runner_version': runner,
+        'temporal_version': temporal,
+        'versions_match': bool(cli) and cli == runner,
+        'problems': problems,
+    }
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            cli=dict(type='path', required=True),
-            agent_runner=dict(type='path', required=True),
-            marker=dict(type='path', required=True),
-            temporal=dict(type='path'),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    cli = reported_version(module, params['cli'])
-    agent_runner = reported_version(module, params['agent_runner'])
-    marker = read_marker(params['marker'])
-    module.exit_json(
-        changed=False,
-        installed=os.path.exists(params['cli']) and os.path.exists(params['agent_runner']),
-        cli_version=cli,
-        agent_runner_version=agent_runner,
-        marker=marker,
-        temporal_version=reported_version(module, params['temporal']),
-        versions_match=versions_agree(cli, agent_runner, marker),
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.exit_json(changed=False, **report(module.params['current'], module.params['temporal_current']))
 
 
 if __name__ == '__main__':

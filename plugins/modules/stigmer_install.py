@@ -13,10 +13,15 @@ description:
     writes extra files such as C(share/agent-runner.version), records everything in
     C(<root>/<version>/.manifest.json) and then points O(link) at the version with one
     atomic rename, so readers see either the old or the new version, never a mix.
-  - The new version is staged in C(<root>/.<version>.tmp-XXXX) and its executables are run
-    with O(version_checks) from there before anything live is touched; a binary that reports
-    the wrong version or cannot run on this CPU fails the task and leaves the active version
-    and link as they were.
+  - The new version is staged in C(<root>/.<version>.tmp-XXXX) and checked there before anything
+    live is touched. With O(platform) set, the header of every executable in C(bin/) must say it
+    runs on that platform (ELF for Linux, thin or universal Mach-O for macOS, or a C(#!) script
+    whose interpreter exists here and matches); nothing is executed for that. Then the commands in
+    O(checks) run. A binary for another CPU or a failed check fails the task and leaves the active
+    version and link as they were.
+  - A binary's identity is its verified sha256 and its header. Run O(checks) only on executables
+    that answer a command and exit; never point one at the agent-runner, which ignores its
+    arguments and starts a worker.
   - A version directory counts as installed only if its manifest lists the same artifact
     digests and every recorded file still hashes, and is owned and permissioned, as recorded;
     otherwise it is rebuilt from the verified artifacts.
@@ -85,13 +90,28 @@ options:
       - Paths must stay inside the version directory and cannot be inside C(bin/).
     type: dict
     default: {}
-  version_checks:
+  platform:
     description:
-      - Commands run from the staged directory before the version is put in place, with the
-        environment reduced to C(PATH=/usr/bin:/bin) and a 30 second timeout.
-      - A check passes when the command exits 0 and the first semantic version found in its
-        standard output and standard error equals O(version_checks[].expect); whole lines are
+      - Release platform of this host, for example V(linux-amd64) (the C(platform) that
+        M(stigmer.runtime.stigmer_platform) reports).
+      - When set, every executable in C(bin/) must be built for it, read from its first bytes only,
+        before anything live changes. It is checked again, from the headers, when the version is
+        found already installed.
+      - A universal Mach-O binary passes when it carries this host's architecture
+        (C(arm64e) counts as C(arm64)).
+    type: str
+    choices: [darwin-amd64, darwin-arm64, linux-amd64, linux-arm64]
+  checks:
+    description:
+      - Commands run from the staged directory before the version is put in place (after the
+        O(platform) check), with the environment reduced to C(PATH=/usr/bin:/bin), no standard
+        input and a 30 second timeout. A command that cannot be started or times out always fails.
+      - Without O(checks[].expect) a check passes when the command exits 0, for example
+        C(stigmer --help).
+      - With O(checks[].expect) the command must exit 0 and the first semantic version found in
+        its standard output and standard error must equal O(checks[].expect); whole lines are
         never compared.
+      - Failure messages carry the exit status and the tail of the output.
     type: list
     elements: dict
     default: []
@@ -111,7 +131,15 @@ options:
         description:
           - The version the command must report, with or without a leading C(v).
         type: str
-        required: true
+      version_optional:
+        description:
+          - With V(true), a command that prints no version passes whatever its exit status, as a
+            CLI without a version flag does (C(stigmer --version) of v0.0.5 to v0.0.7 prints
+            nothing and exits 1); one that prints a version must still print O(checks[].expect)
+            and exit 0.
+          - Requires O(checks[].expect).
+        type: bool
+        default: false
   link:
     description:
       - Path of the symbolic link to the active version, for example C(/opt/stigmer/current).
@@ -179,10 +207,14 @@ EXAMPLES = r'''
         dest: agent-runner
     files:
       share/agent-runner.version: "v1.1.0\n"
-    version_checks:
+    platform: linux-amd64
+    checks:
+      # Older CLIs have no version flag; newer ones must name this version.
       - command: stigmer
-        args: [--version]
         expect: v1.1.0
+        version_optional: true
+      - command: stigmer
+        args: [--help]
     keep: 2
 
 - name: Install Temporal CLI 1.5.1, only the temporal executable
@@ -195,7 +227,8 @@ EXAMPLES = r'''
         sha256: "{{ temporal_sha256 }}"
         archive: true
         members: [temporal]
-    version_checks:
+    platform: linux-amd64
+    checks:
       - command: temporal
         expect: 1.5.1
 
@@ -267,6 +300,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
     InstallError,
     ensure_version,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 
 
 def argument_spec():
@@ -281,10 +315,12 @@ def argument_spec():
             dest=dict(type='str'),
         )),
         files=dict(type='dict', default={}),
-        version_checks=dict(type='list', elements='dict', default=[], options=dict(
+        platform=dict(type='str', choices=list(SUPPORTED_PLATFORMS)),
+        checks=dict(type='list', elements='dict', default=[], options=dict(
             command=dict(type='str', required=True),
             args=dict(type='list', elements='str', default=['--version']),
-            expect=dict(type='str', required=True),
+            expect=dict(type='str'),
+            version_optional=dict(type='bool', default=False),
         )),
         link=dict(type='path', required=True),
         keep=dict(type='int', default=2),
@@ -300,7 +336,7 @@ def main():
     try:
         result = ensure_version(
             root=params['root'], version=params['version'], sources=params['sources'],
-            link=params['link'], files=params['files'], version_checks=params['version_checks'],
+            link=params['link'], files=params['files'], checks=params['checks'], platform=params['platform'],
             keep=params['keep'], owner=params['owner'], group=params['group'],
             switch=params['switch'], check_mode=module.check_mode,
         )

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 
@@ -14,16 +15,24 @@ import pytest
 from ansible_collections.stigmer.runtime.plugins.module_utils import install
 from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
     InstallError,
+    check_problem,
     ensure_version,
     link_value,
     plan_prune,
+    run_check,
     validate_relpath,
     validate_version_name,
-    version_check_problem,
     version_from_target,
+)
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_binary_header import (
+    ELF_ARMHF,
+    HOST,
+    OTHER_LINUX,
 )
 
 IDS = (os.getuid(), os.getgid())
+# A header for a CPU this host is not: the other 64-bit Linux arch, or 32-bit ARM on macOS.
+FOREIGN = OTHER_LINUX.get(HOST, ELF_ARMHF)
 
 
 def script(version, rc=0, extra=''):
@@ -79,8 +88,8 @@ class Release(object):
         ]
 
     def checks(self):
-        return [{'command': 'stigmer', 'args': ['--version'], 'expect': self.tag},
-                {'command': 'agent-runner', 'expect': self.version}]
+        # Only the CLI: the agent-runner ignores its arguments and would start a worker.
+        return [{'command': 'stigmer', 'args': ['--version'], 'expect': self.tag}]
 
 
 class Clock(object):
@@ -105,7 +114,7 @@ def tree(tmp_path):
 def run(tree, release, **kwargs):
     args = dict(root=tree['root'], version=release.tag, sources=release.sources(), link=tree['link'],
                 files={'share/agent-runner.version': release.tag + '\n'},
-                version_checks=release.checks(), ids=IDS, now=tree['clock'])
+                checks=release.checks(), platform=HOST, ids=IDS, now=tree['clock'])
     args.update(kwargs)
     return ensure_version(**args)
 
@@ -162,14 +171,61 @@ def test_plan_prune_by_use_not_semver():
         plan_prune(candidates, 0, set())
 
 
-def test_version_check_problem():
-    assert version_check_problem(['stigmer', '--version'], '1.1.0', 0, 'stigmer version v1.1.0\n') is None
-    assert version_check_problem(['stigmer', 'version'], '1.1.0', 0, 'Stigmer CLI 1.1.0+abc (go1.22.5)') is None
-    msg = version_check_problem(['stigmer', '--version'], '1.1.0', 0, 'stigmer version v1.0.0')
+def check(expect='1.1.0', version_optional=False):
+    return install.normalize_checks([{'command': 'stigmer', 'expect': expect,
+                                      'version_optional': version_optional}])[0]
+
+
+def test_check_problem_with_expect():
+    argv = ['stigmer', '--version']
+    assert check_problem(argv, check(), 0, 'stigmer version v1.1.0\n') is None
+    assert check_problem(['stigmer', 'version'], check(), 0, 'Stigmer CLI 1.1.0+abc (go1.22.5)') is None
+    msg = check_problem(argv, check(), 0, 'stigmer version v1.0.0')
     assert 'reports version 1.0.0, expected 1.1.0' in msg and 'stigmer --version' in msg
-    msg = version_check_problem(['stigmer', '--version'], '1.1.0', 126, 'cannot execute binary file')
+    msg = check_problem(argv, check(), 126, 'cannot execute binary file')
     assert 'exited with 126' in msg and 'architecture' in msg and 'cannot execute binary file' in msg
-    assert 'reports version none' in version_check_problem(['x'], '1.1.0', 0, 'usage: x')
+    assert 'expected version 1.1.0' in msg
+    assert 'reports version none' in check_problem(['x'], check(), 0, 'usage: x')
+    # The right version does not excuse a failing exit.
+    assert 'exited with 1' in check_problem(argv, check(), 1, 'v1.1.0')
+
+
+def test_check_problem_version_optional():
+    argv = ['stigmer', '--version']
+    optional = check(version_optional=True)
+    # stigmer v0.0.5-v0.0.7: no version flag, prints nothing, exits 1.
+    assert check_problem(argv, optional, 1, '') is None
+    assert check_problem(argv, optional, 0, 'usage: stigmer') is None
+    assert 'exited with 1; expected version 1.1.0; output: (no output)' in check_problem(argv, check(), 1, '')
+    # A CLI that does print a version must print this one.
+    assert 'reports version 1.0.0' in check_problem(argv, optional, 0, '1.0.0\n')
+    assert 'exited with 2' in check_problem(argv, optional, 2, '1.1.0\n')
+    # Could not start or timed out: never a pass.
+    assert 'did not run to completion' in check_problem(argv, optional, None, '(timed out after 30 s)')
+
+
+def test_check_problem_exit_status_only():
+    help_check = install.normalize_checks([{'command': 'stigmer', 'args': ['--help']}])[0]
+    assert help_check == {'command': 'stigmer', 'args': ['--help'], 'expect': None, 'version_optional': False}
+    assert check_problem(['stigmer', '--help'], help_check, 0, 'Usage: stigmer') is None
+    msg = check_problem(['stigmer', '--help'], help_check, 1, 'x' * 1000)
+    assert msg.startswith('check failed: stigmer --help exited with 1; output: ...') and len(msg) < 500
+
+
+def test_normalize_checks_refusals():
+    with pytest.raises(InstallError, match='version_optional needs expect'):
+        install.normalize_checks([{'command': 'stigmer', 'version_optional': True}])
+    with pytest.raises(InstallError, match='holds no version number'):
+        install.normalize_checks([{'command': 'stigmer', 'expect': 'latest'}])
+    with pytest.raises(InstallError, match='plain file name'):
+        install.normalize_checks([{'command': '../stigmer'}])
+
+
+def test_run_check_failures_have_no_exit_status(tmp_path):
+    rc, output = run_check([str(tmp_path / 'absent'), '--version'], str(tmp_path))
+    assert rc is None and 'could not be executed' in output
+    rc, output = run_check(['/bin/sh', '-c', 'echo started; sleep 5'], str(tmp_path), timeout=0.5)
+    assert rc is None and 'started' in output and 'timed out' in output
 
 
 # --- install, upgrade, rollback, prune ---------------------------------------
@@ -275,19 +331,19 @@ def test_switch_false_installs_without_touching_link(tree):
 
 # --- failures leave the host as it was ---------------------------------------
 
-@pytest.mark.parametrize('runner_script', [
+@pytest.mark.parametrize('cli_script', [
     script('0.9.0'),                 # reports the wrong version
-    script('1.1.0', rc=126),         # cannot execute (e.g. another CPU)
+    script('1.1.0', rc=126),         # cannot execute (e.g. a missing loader)
 ])
-def test_failed_version_check_keeps_previous(tree, runner_script):
+def test_failed_check_keeps_previous(tree, cli_script):
     run(tree, Release(tree['tmp'], '1.0.0'))
-    bad = Release(tree['tmp'], '1.1.0', runner=runner_script)
+    bad = Release(tree['tmp'], '1.1.0', cli=cli_script)
     with pytest.raises(InstallError) as excinfo:
         run(tree, bad)
     msg = str(excinfo.value)
-    assert 'agent-runner' in msg and '1.1.0' in msg
+    assert 'stigmer --version' in msg and '1.1.0' in msg
     assert 'unchanged' in msg
-    if b'exit 126' in runner_script:
+    if b'exit 126' in cli_script:
         assert 'exited with 126' in msg and 'cannot execute binary file' in msg
     else:
         assert 'reports version 0.9.0' in msg
@@ -296,18 +352,74 @@ def test_failed_version_check_keeps_previous(tree, runner_script):
     assert leftovers(tree) == []
 
 
-def test_version_check_runs_with_clean_env(tree, monkeypatch):
+def test_binary_for_another_cpu_is_refused_before_any_check_runs(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    ran = tree['tmp'] / 'cli-ran'
+    bad = Release(tree['tmp'], '1.1.0', cli=script('1.1.0', extra='touch %s\n' % ran), runner=FOREIGN)
+    with pytest.raises(InstallError) as excinfo:
+        run(tree, bad)
+    msg = str(excinfo.value)
+    assert msg.startswith('v1.1.0 was not installed, the active version and link are unchanged: agent-runner is ')
+    assert msg.endswith('; this host is %s' % HOST)
+    assert not ran.exists()
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    assert versions(tree) == ['v1.0.0']
+    assert leftovers(tree) == []
+
+
+def test_agent_runner_is_never_executed(tree):
+    """Its header is read; running it would start a Temporal worker."""
+    ran = tree['tmp'] / 'runner-ran'
+    rel = Release(tree['tmp'], '1.1.0', runner=('#!/bin/sh\ntouch %s\n' % ran).encode())
+    assert run(tree, rel)['installed']
+    assert run(tree, rel, check_mode=True)['changed'] is False
+    assert not ran.exists()
+
+
+def test_without_platform_headers_are_not_read(tree):
+    rel = Release(tree['tmp'], '1.1.0', runner=FOREIGN)
+    assert run(tree, rel, platform=None)['installed']
+
+
+def test_installed_version_for_another_cpu_is_refused(tree):
+    run(tree, Release(tree['tmp'], '1.0.0'))
+    bad = Release(tree['tmp'], '1.1.0', runner=FOREIGN)
+    assert run(tree, bad, platform=None, switch=False)['installed']
+    for check_mode in (True, False):
+        with pytest.raises(InstallError, match='v1.1.0 is installed but cannot run on this host.*agent-runner is'):
+            run(tree, bad, check_mode=check_mode)
+    assert os.readlink(tree['link']) == 'versions/v1.0.0'
+    assert versions(tree) == ['v1.0.0', 'v1.1.0']
+
+
+def test_unknown_platform_refused(tree):
+    with pytest.raises(InstallError, match="platform 'linux-386' is not one of"):
+        run(tree, Release(tree['tmp'], '1.1.0'), platform='linux-386')
+
+
+def test_version_optional_accepts_a_cli_without_version_flag(tree):
+    # Like stigmer v0.0.5-v0.0.7: `--version` prints nothing and exits 1, `--help` exits 0.
+    cli = b'#!/bin/sh\n[ "$1" = --help ] && { echo "Usage: stigmer"; exit 0; }\nexit 1\n'
+    rel = Release(tree['tmp'], '0.0.7', cli=cli)
+    strict = [{'command': 'stigmer', 'expect': rel.tag}]
+    with pytest.raises(InstallError, match='exited with 1; expected version 0.0.7'):
+        run(tree, rel, checks=strict)
+    checks = [{'command': 'stigmer', 'expect': rel.tag, 'version_optional': True},
+              {'command': 'stigmer', 'args': ['--help']}]
+    assert run(tree, rel, checks=checks)['installed']
+
+
+def test_check_runs_with_clean_env(tree, monkeypatch):
     monkeypatch.setenv('STIGMER_LEAK', 'yes')
     guard = '[ -z "$STIGMER_LEAK" ] || exit 3\n[ "$PATH" = /usr/bin:/bin ] || exit 4\n'
-    probe = script('1.1.0', extra=guard)
-    rel = Release(tree['tmp'], '1.1.0', runner=probe)
+    rel = Release(tree['tmp'], '1.1.0', cli=script('1.1.0', extra=guard))
     assert run(tree, rel)['installed']
 
 
 def test_missing_check_command(tree):
     rel = Release(tree['tmp'], '1.1.0')
     with pytest.raises(InstallError, match='not among the installed executables'):
-        run(tree, rel, version_checks=[{'command': 'temporal', 'expect': '1.1.0'}])
+        run(tree, rel, checks=[{'command': 'temporal', 'expect': '1.1.0'}])
     assert leftovers(tree) == []
 
 
@@ -417,7 +529,7 @@ def test_archive_extra_files_and_members(tree):
     with open(tar, 'rb') as handle:
         digest = sha(handle.read())
     args = dict(root=tree['root'], version='1.5.1', link=tree['link'], ids=IDS, now=tree['clock'],
-                version_checks=[{'command': 'temporal', 'args': ['--version'], 'expect': '1.5.1'}])
+                platform=HOST, checks=[{'command': 'temporal', 'args': ['--version'], 'expect': '1.5.1'}])
     # Default: every executable at the top level, never README/LICENSE.
     result = ensure_version(sources=[{'src': tar, 'sha256': digest, 'archive': True}], **args)
     assert result['files'] == ['helper', 'temporal']
@@ -455,7 +567,7 @@ def test_clashing_names_refused(tree):
     sources = rel.sources()
     sources[1]['dest'] = 'stigmer'
     with pytest.raises(InstallError, match='clashes'):
-        run(tree, rel, sources=sources, version_checks=[])
+        run(tree, rel, sources=sources, checks=[])
     assert leftovers(tree) == []
 
 
@@ -511,3 +623,113 @@ def test_default_group_is_root_group():
     assert install.resolve_ids('0', '0') == (0, 0)
     with pytest.raises(InstallError, match='owner'):
         install.resolve_ids('no-such-user-stigmer', None)
+
+
+# --- reading the active install record (stigmer_info) -------------------------
+
+RUNNER_FILE = 'share/agent-runner.version'
+BINS = ['bin/agent-runner', 'bin/stigmer']
+
+
+def read(tree):
+    return install.read_active(tree['link'], read=[RUNNER_FILE], present=BINS)
+
+
+@pytest.mark.parametrize('target', ['/opt/s/versions/v1', '../elsewhere/v1', 'versions/sub/v1', 'v1',
+                                    './v1', 'versions/..', 'versions/.v1.tmp-x'])
+def test_link_target_parts_refuses_what_link_value_never_writes(target):
+    with pytest.raises(InstallError, match='/opt/s/current points at'):
+        install.link_target_parts('/opt/s/current', target)
+
+
+def test_link_target_parts():
+    assert install.link_target_parts('/opt/s/current', 'versions/v1.1.0') == ('versions', 'v1.1.0')
+
+
+def test_read_active_reads_the_records(tree):
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    record = read(tree)
+    assert record == {'version': 'v1.1.0', 'contents': {RUNNER_FILE: b'v1.1.0\n'}, 'present': BINS,
+                      'problems': []}
+    os.unlink(tree['link'])
+    assert read(tree) is None
+
+
+def test_read_active_refuses_links_it_did_not_write(tree):
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    os.unlink(tree['link'])
+    os.symlink(os.path.join(tree['root'], 'v1.1.0'), tree['link'])
+    with pytest.raises(InstallError, match='not at a version directory beside it'):
+        read(tree)
+    # A versions directory that is itself a planted link is not followed.
+    os.unlink(tree['link'])
+    os.symlink(os.path.basename(tree['root']), os.path.join(os.path.dirname(tree['link']), 'planted'))
+    os.symlink('planted/v1.1.0', tree['link'])
+    with pytest.raises(InstallError, match='planted is a symbolic link or not a directory'):
+        read(tree)
+    os.unlink(tree['link'])
+    os.mkdir(tree['link'])
+    with pytest.raises(InstallError, match='is not a symbolic link'):
+        read(tree)
+
+
+def test_read_active_needs_the_manifest_of_that_version(tree):
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    manifest_path = os.path.join(tree['root'], 'v1.1.0', '.manifest.json')
+    manifest = json.load(open(manifest_path))
+    manifest['version'] = 'v9.9.9'
+    with open(manifest_path, 'w') as handle:
+        json.dump(manifest, handle)
+    with pytest.raises(InstallError, match='has no manifest for version v1.1.0'):
+        read(tree)
+    os.unlink(manifest_path)
+    with pytest.raises(InstallError, match='.manifest.json is missing'):
+        read(tree)
+
+
+@pytest.mark.parametrize('damage, problem', [
+    ('symlink', 'share/agent-runner.version is a symbolic link or not a file'),
+    ('content', 'share/agent-runner.version does not match its recorded sha256'),
+    ('mode', r'share/agent-runner.version is writable by group or others \(mode 664\)'),
+    ('fifo', 'share/agent-runner.version is not a regular file'),
+    ('share-dir', 'share is a symbolic link or not a directory'),
+])
+def test_read_active_does_not_believe_planted_records(tree, damage, problem):
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    vdir = os.path.join(tree['root'], 'v1.1.0')
+    path = os.path.join(vdir, RUNNER_FILE)
+    fake = tree['tmp'] / 'fake'
+    fake.mkdir()
+    (fake / 'agent-runner.version').write_text('v1.1.0\n')
+    if damage == 'symlink':
+        os.unlink(path)
+        os.symlink(str(fake / 'agent-runner.version'), path)
+    elif damage == 'content':
+        with open(path, 'w') as handle:
+            handle.write('v9.9.9\n')
+    elif damage == 'mode':
+        os.chmod(path, 0o664)
+    elif damage == 'fifo':
+        os.unlink(path)
+        os.mkfifo(path)
+    else:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+        os.symlink(str(fake), os.path.dirname(path))
+    record = read(tree)
+    assert record['contents'] == {}
+    assert record['present'] == BINS
+    assert len(record['problems']) == 1 and re.match(problem, record['problems'][0])
+
+
+def test_read_active_reports_missing_and_foreign_owned_binaries(tree):
+    run(tree, Release(tree['tmp'], '1.1.0'))
+    bin_dir = os.path.join(tree['root'], 'v1.1.0', 'bin')
+    os.unlink(os.path.join(bin_dir, 'agent-runner'))
+    record = install.read_active(tree['link'], present=BINS + ['bin/temporal'])
+    assert record['present'] == ['bin/stigmer']
+    assert record['problems'] == ['bin/agent-runner is missing', 'bin/temporal is not part of the install of v1.1.0']
+    if os.geteuid() == 0:
+        os.chown(os.path.join(bin_dir, 'stigmer'), 4321, 4321)
+        record = install.read_active(tree['link'], present=['bin/stigmer'])
+        assert record['problems'] == ['bin/stigmer is owned by uid 4321']
