@@ -5,22 +5,26 @@
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError, normalize_tag, tag_to_version
 
-# {tag} is 'v1.2.3', {version} is '1.2.3', {asset} is the asset's own name.
+# {tag} is 'v1.2.3', {version} is '1.2.3', {asset} is the asset's own name;
+# 'label' names the component in messages.
 COMPONENTS = {
     'stigmer': {
         'asset': 'stigmer-{tag}-{os}-{arch}.tar.gz',
         'checksum': '{asset}.sha256',
         'archive': True,
+        'label': 'stigmer CLI',
     },
     'agent-runner': {
         'asset': 'agent-runner-{tag}-{os}-{arch}',
         'checksum': '{asset}.sha256',
         'archive': False,
+        'label': 'agent-runner',
     },
     'temporal': {
         'asset': 'temporal_cli_{version}_{os}_{arch}.tar.gz',
         'checksum': 'checksums.txt',
         'archive': True,
+        'label': 'temporal CLI',
     },
 }
 
@@ -64,6 +68,11 @@ def asset_names(component, tag, os_name, arch):
 def is_archive(component):
     """True when the asset is a tarball to unpack, False for a raw executable."""
     return bool(_component(component)['archive'])
+
+
+def component_label(component):
+    """How messages name a component ('stigmer CLI', 'agent-runner', 'temporal CLI')."""
+    return _component(component)['label']
 
 
 def _names(assets):

@@ -4,15 +4,22 @@
 
 """Resolve a stigmer version ('latest' or a pin) to a release tag and its assets.
 
+'latest' is the newest published release (by semantic version; pre-releases
+only when asked) that carries the requested components for every platform of
+the play. GitHub's own "latest" may carry none of them (upstream ships newer
+versions through other channels), so it cannot be taken on trust.
+
 Every step is chosen to spend as little GitHub API quota as possible, because
 60 requests an hour per IP is what an unauthenticated fleet shares:
 
 * a pinned tag already in the release cache costs nothing;
 * with a mirror, a pinned tag costs nothing and 'latest' is one plain GET;
-* 'latest' first asks the web UI's /releases/latest redirect (no API quota),
-  then reads the tag's asset list from the cache or the API;
-* API answers are cached per tag, and list answers are revalidated with
-  ETag/If-None-Match (a 304 costs no quota).
+* 'latest' reads the release list (100 per request, a bounded number of
+  pages), each page revalidated with ETag/If-None-Match; with a cache, the web
+  UI's /releases/latest redirect (no API quota) answers alone when it names the
+  release the last list read found highest and that release, cached, qualifies;
+* a pinned release that lacks a platform of the play reads the list only then,
+  to name the newest release that has it.
 
 Pure helpers come first; resolve_release() does the I/O through an injectable
 ``fetch`` so unit tests can replay recorded answers.
@@ -25,7 +32,7 @@ import re
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names, is_archive
+from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names, component_label, is_archive
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
@@ -47,9 +54,21 @@ CACHE_SCHEMA = 1
 MAX_API_BYTES = 16 * 1024 * 1024
 MAX_MIRROR_LATEST_BYTES = 64 * 1024
 
+# The release list is read 100 at a time; past this many pages the oldest
+# releases are left unread rather than spending more quota.
+PER_PAGE = 100
+MAX_RELEASE_PAGES = 10
+
+# Skipped releases named in a warning or error; the return value has them all.
+MAX_SKIPPED_SHOWN = 5
+
+DEFAULT_COMPONENTS = ('stigmer', 'agent-runner')
+
 # GitHub owner and repository names: letters, digits, '-', '_' and '.'.
 _REPO_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$')
 _LATEST_LOCATION_RE = re.compile(r'/releases/tag/(?P<tag>[^/?#]+)/?$')
+_LINK_RE = re.compile(r'<(?P<url>[^>]*)>(?P<params>[^,<]*)')
+_REL_RE = re.compile(r'(?:^|;)\s*rel\s*=\s*"?(?P<rel>[^";]*)"?', re.IGNORECASE)
 
 _CONNECT_HINT = ('check stigmer_github_url / stigmer_api_url, set stigmer_mirror_url to use an internal '
                  'mirror, or configure a proxy (https_proxy) for the host that downloads')
@@ -114,6 +133,7 @@ def trim_release(release):
         'tag_name': release.get('tag_name'),
         'draft': bool(release.get('draft')),
         'prerelease': bool(release.get('prerelease')),
+        'published_at': release.get('published_at'),
         'assets': [dict((k, a.get(k)) for k in keep)
                    for a in (release.get('assets') or []) if isinstance(a, dict)],
     }
@@ -142,10 +162,14 @@ def parse_mirror_latest(text):
     raise VersionError('the file is empty')
 
 
-def pick_highest_release(releases, include_prereleases=True):
-    """Highest non-draft release by semantic version (tags that are not semver are skipped)."""
-    best = None
-    best_key = None
+def newest_first(releases, include_prereleases=False):
+    """Published releases that can be 'latest', newest first.
+
+    Newest by semantic version, then by published_at (equal versions, such as
+    tags differing only in build metadata). Drafts, tags that are not semantic
+    versions and, unless included, pre-releases are left out.
+    """
+    keyed = []
     for release in releases or []:
         if not isinstance(release, dict) or release.get('draft'):
             continue
@@ -157,9 +181,128 @@ def pick_highest_release(releases, include_prereleases=True):
             continue
         if prerelease and not include_prereleases:
             continue
-        if best_key is None or key > best_key:
-            best, best_key = release, key
-    return best
+        keyed.append(((key, release.get('published_at') or ''), release))
+    keyed.sort(key=lambda item: item[0], reverse=True)
+    return [release for dummy, release in keyed]
+
+
+def next_page_url(link, page_url):
+    """URL of rel="next" in a Link header (RFC 8288), absolute, or None."""
+    for match in _LINK_RE.finditer(link or ''):
+        rel = _REL_RE.search(match.group('params'))
+        if rel and 'next' in rel.group('rel').lower().split():
+            return urljoin(page_url, match.group('url').strip())
+    return None
+
+
+def asset_name_set(release):
+    """Names of a (trimmed or API) release's assets."""
+    return set(a.get('name') for a in release.get('assets') or [] if isinstance(a, dict) and a.get('name'))
+
+
+def offered_platforms(names, tag, components, platforms=SUPPORTED_PLATFORMS):
+    """Platforms for which ``names`` hold the asset of every component, in ``platforms`` order.
+
+    All or nothing: the agent-runner must match the CLI, so a CLI alone is no build.
+    """
+    offered = []
+    for platform in platforms:
+        os_name, arch = platform.split('-')
+        if all(asset_names(c, tag, os_name, arch)[0] in names for c in components):
+            offered.append(platform)
+    return offered
+
+
+def _labels(components, joiner):
+    return joiner.join(component_label(c) for c in components)
+
+
+def shortfall(names, tag, components, platforms=()):
+    """Why a release cannot serve ``platforms`` (any one platform when empty); None when it can."""
+    offered = offered_platforms(names, tag, components)
+    missing = [p for p in platforms if p not in offered]
+    if offered and not missing:
+        return None
+    if not names:
+        return 'no assets'
+    wanted = set(asset_names(c, tag, *p.split('-'))[0] for c in components for p in SUPPORTED_PLATFORMS)
+    if not wanted & set(names):
+        return 'no %s assets' % _labels(components, ' or ')
+    if missing:
+        return 'no build for %s' % ', '.join(missing)
+    return 'no complete %s build for any platform' % _labels(components, ' and ')
+
+
+def carries(names, tag, components):
+    """What a release holds for ``components``, worded to follow 'it carries'."""
+    offered = offered_platforms(names, tag, components)
+    if offered:
+        return 'builds for %s' % ', '.join(offered)
+    return shortfall(names, tag, components)
+
+
+def select_latest(candidates, components, platforms=()):
+    """(first of ``candidates`` that serves ``platforms``, or None; [{tag, reason}] of those passed over).
+
+    ``candidates`` come newest first (newest_first()).
+    """
+    skipped = []
+    for release in candidates:
+        tag = normalize_tag(release.get('tag_name'))
+        reason = shortfall(asset_name_set(release), tag, components, platforms)
+        if reason is None:
+            return release, skipped
+        skipped.append({'tag': tag, 'reason': reason})
+    return None, skipped
+
+
+def newest_by_platform(candidates, components, platforms):
+    """{platform: tag of the newest of ``candidates`` with a build for it, or None}."""
+    newest = dict((p, None) for p in platforms)
+    for release in candidates:
+        tag = normalize_tag(release.get('tag_name'))
+        for platform in offered_platforms(asset_name_set(release), tag, components,
+                                          [p for p in platforms if newest[p] is None]):
+            newest[platform] = tag
+        if all(newest.values()):
+            break
+    return newest
+
+
+def _skipped_text(skipped):
+    shown = ', '.join('%s (%s)' % (s['tag'], s['reason']) for s in skipped[:MAX_SKIPPED_SHOWN])
+    if len(skipped) > MAX_SKIPPED_SHOWN:
+        shown += ' and %d more' % (len(skipped) - MAX_SKIPPED_SHOWN)
+    return shown
+
+
+def skipped_warning(repo, skipped, tag):
+    """Warning for newer releases 'latest' passed over, or None when it took the newest."""
+    if not skipped:
+        return None
+    return 'latest: skipped %s; using %s of %s' % (_skipped_text(skipped), tag, repo)
+
+
+def no_release_message(repo, components, platforms, newest, skipped, pin_var, truncated=False):
+    """Error for 'latest' when no release serves every platform of the play."""
+    if platforms:
+        scope = 'for every platform of the play (%s)' % ', '.join(platforms)
+    else:
+        scope = 'for any platform'
+    per_platform = ', '.join('%s %s' % (p, newest.get(p) or 'none') for p in (platforms or SUPPORTED_PLATFORMS))
+    message = ('latest: no published release of %s carries %s builds %s. Newest release with a build, per platform: '
+               '%s. Pin %s to a release that has a build for your hosts, or leave the hosts of a platform that it '
+               'lacks out of this play.' % (repo, _labels(components, ' and '), scope, per_platform, pin_var))
+    if skipped:
+        message += ' Skipped: %s.' % _skipped_text(skipped)
+    if truncated:
+        message += (' Only the %d most recently created releases were read.' % (PER_PAGE * MAX_RELEASE_PAGES))
+    return message
+
+
+def pin_variable(components):
+    """The role variable that pins the release of ``components``, for advice in messages."""
+    return 'stigmer_temporal_version' if 'temporal' in components else 'stigmer_version'
 
 
 def github_error_message(body):
@@ -225,7 +368,8 @@ def write_cache(path, api_url, data, etag=None):
 
 
 class _Context(object):
-    def __init__(self, repo, api_url, github_url, token, validate_certs, timeout, fetch):
+    def __init__(self, repo, api_url, github_url, token, validate_certs, timeout, fetch, cache_dir,
+                 components, include_prereleases):
         self.repo = repo
         self.api_url = base_url(api_url)
         self.github_url = base_url(github_url)
@@ -233,9 +377,16 @@ class _Context(object):
         self.validate_certs = validate_certs
         self.timeout = timeout
         self.fetch = fetch
+        self.cache_dir = cache_dir
+        self.components = components
+        self.include_prereleases = include_prereleases
+        self.pin_var = pin_variable(components)
 
     def error(self, message):
         return ReleaseError(http.scrub(message, self.token))
+
+    def private_hint(self):
+        return '' if self.token else ', and set stigmer_github_token if the repository is private'
 
 
 def _api_failure(ctx, exc, url, not_found):
@@ -264,13 +415,13 @@ def _api_failure(ctx, exc, url, not_found):
     return ctx.error('%s' % exc)
 
 
-def _api_get(ctx, url, not_found, cache_path=None):
-    """GET a JSON document from the API; returns (data, etag, from_cache).
+def _api_get(ctx, url, not_found, cached=None):
+    """GET a JSON document from the API; returns (data, response headers).
 
-    With a cached copy the request is conditional: GitHub answers 304 without
-    charging quota, and the cached data is reused.
+    With a ``cached`` entry the request is conditional: when GitHub answers 304
+    (free of quota for an authenticated client) data is None and the caller
+    keeps its copy.
     """
-    cached = read_cache(cache_path, ctx.api_url) if cache_path else None
     headers = dict(http.GITHUB_API_HEADERS)
     if cached and cached.get('etag'):
         headers['If-None-Match'] = cached['etag']
@@ -280,16 +431,15 @@ def _api_get(ctx, url, not_found, cache_path=None):
     except http.FetchError as exc:
         raise _api_failure(ctx, exc, url, not_found)
     try:
-        if response.status == 304 and cached:
-            return cached['data'], cached.get('etag'), True
         if response.status == 304:
+            if cached:
+                return None, response.headers
             raise ctx.error('the GitHub API answered 304 Not Modified for %s without a cached copy'
                             % http.redact_url(url))
         try:
             body = response.read(max_bytes=MAX_API_BYTES)
         except http.FetchError as exc:
             raise _api_failure(ctx, exc, url, not_found)
-        etag = response.headers.get('etag')
     finally:
         response.close()
     try:
@@ -297,7 +447,7 @@ def _api_get(ctx, url, not_found, cache_path=None):
     except ValueError:
         raise ctx.error('unexpected answer from %s: not JSON; is stigmer_api_url (%s) a GitHub API?'
                         % (http.redact_url(url), ctx.api_url))
-    return data, etag, False
+    return data, response.headers
 
 
 def _latest_tag_from_redirect(ctx):
@@ -327,75 +477,157 @@ def _latest_tag_from_redirect(ctx):
         return None
 
 
-def _release_for_tag(ctx, tag, cache_dir):
+def _cached_release(ctx, tag):
+    if not ctx.cache_dir:
+        return None
+    cached = read_cache(release_cache_path(ctx.cache_dir, ctx.repo, tag), ctx.api_url)
+    if cached and isinstance(cached['data'], dict):
+        return cached['data']
+    return None
+
+
+def _release_for_tag(ctx, tag):
     """(trimmed release, source) for a tag: cache first, then the API."""
-    path = release_cache_path(cache_dir, ctx.repo, tag) if cache_dir else None
-    cached = read_cache(path, ctx.api_url) if path else None
-    if cached and isinstance(cached.get('data'), dict):
-        return cached['data'], 'cache'
+    cached = _cached_release(ctx, tag)
+    if cached is not None:
+        return cached, 'cache'
     url = '%s/repos/%s/releases/tags/%s' % (ctx.api_url, ctx.repo, quote(tag, safe='+'))
-    not_found = ('release %s not found in %s (%s); check stigmer_version%s'
-                 % (tag, ctx.repo, ctx.api_url,
-                    '' if ctx.token else ', and set stigmer_github_token if the repository is private'))
-    data, etag, dummy = _api_get(ctx, url, not_found)
+    not_found = 'release %s not found in %s (%s); check %s%s' % (tag, ctx.repo, ctx.api_url, ctx.pin_var,
+                                                                ctx.private_hint())
+    data, headers = _api_get(ctx, url, not_found)
     if not isinstance(data, dict):
         raise ctx.error('unexpected answer from %s: not a release' % http.redact_url(url))
     if data.get('draft'):
         raise ctx.error('release %s of %s is a draft; drafts cannot be installed, publish it first'
                         % (tag, ctx.repo))
     release = trim_release(data)
-    if path:
-        write_cache(path, ctx.api_url, release, etag)
+    if ctx.cache_dir:
+        write_cache(release_cache_path(ctx.cache_dir, ctx.repo, tag), ctx.api_url, release, headers.get('etag'))
     return release, 'api'
 
 
-def _store_tag(ctx, cache_dir, release):
-    """Cache a release found through a list/latest answer under its own tag."""
-    if not cache_dir or release.get('draft'):
-        return
-    try:
-        tag = normalize_tag(release.get('tag_name'))
-    except VersionError:
-        return
-    write_cache(release_cache_path(cache_dir, ctx.repo, tag), ctx.api_url, trim_release(release))
+def _store_tag(ctx, release):
+    """Cache a release found through the list under its own tag, so a pin of it costs nothing."""
+    if ctx.cache_dir:
+        write_cache(release_cache_path(ctx.cache_dir, ctx.repo, normalize_tag(release['tag_name'])),
+                    ctx.api_url, release)
 
 
-def _latest_from_api(ctx, cache_dir, include_prereleases):
-    if include_prereleases:
-        url = '%s/repos/%s/releases?per_page=100' % (ctx.api_url, ctx.repo)
-        cache_path = api_cache_path(cache_dir, ctx.repo, 'releases') if cache_dir else None
-        not_found = ('repository %s not found at %s; check stigmer_repo%s'
-                     % (ctx.repo, ctx.api_url, '' if ctx.token else ', and set stigmer_github_token if it is private'))
-        data, etag, from_cache = _api_get(ctx, url, not_found, cache_path)
-        if not isinstance(data, list):
-            raise ctx.error('unexpected answer from %s: not a list of releases' % http.redact_url(url))
-        releases = [trim_release(r) for r in data if isinstance(r, dict)]
-        chosen = pick_highest_release(releases, include_prereleases=True)
-        if chosen is None:
-            raise ctx.error('%s has no published release with a semantic version tag at %s'
-                            % (ctx.repo, ctx.api_url))
-    else:
-        url = '%s/repos/%s/releases/latest' % (ctx.api_url, ctx.repo)
-        cache_path = api_cache_path(cache_dir, ctx.repo, 'latest') if cache_dir else None
-        not_found = ('%s has no published release at %s (drafts and pre-releases are never latest); '
-                     'pin stigmer_version or enable pre-releases%s'
-                     % (ctx.repo, ctx.api_url, '' if ctx.token else ', and set stigmer_github_token if it is private'))
-        data, etag, from_cache = _api_get(ctx, url, not_found, cache_path)
-        if not isinstance(data, dict):
-            raise ctx.error('unexpected answer from %s: not a release' % http.redact_url(url))
-        chosen = trim_release(data)
-        if chosen.get('draft'):
-            raise ctx.error('the latest release of %s at %s is a draft' % (ctx.repo, ctx.api_url))
-    if cache_path and not from_cache:
-        stored = [trim_release(r) for r in data if isinstance(r, dict)] if isinstance(data, list) else chosen
-        write_cache(cache_path, ctx.api_url, stored, etag)
+def _list_page_cache(ctx, number, url):
+    """(path, cached entry or None) of one page of the release list."""
+    if not ctx.cache_dir:
+        return None, None
+    path = api_cache_path(ctx.cache_dir, ctx.repo, 'releases' if number == 1 else 'releases-%d' % number)
+    cached = read_cache(path, ctx.api_url)
+    page = cached and cached['data']
+    # Only a page of the same URL in this layout revalidates (older caches held a bare list).
+    if not (isinstance(page, dict) and page.get('url') == url and isinstance(page.get('releases'), list)):
+        cached = None
+    return path, cached
+
+
+def _read_release_list(ctx):
+    """Every listed release, trimmed: (releases, all pages from the cache, pages left unread).
+
+    Follows Link rel="next" for at most MAX_RELEASE_PAGES pages; each page is
+    cached with its ETag, so an unchanged page is answered 304.
+    """
+    url = '%s/repos/%s/releases?per_page=%d' % (ctx.api_url, ctx.repo, PER_PAGE)
+    not_found = 'repository %s not found at %s; check its name%s' % (ctx.repo, ctx.api_url, ctx.private_hint())
+    releases = []
+    from_cache = True
+    for number in range(1, MAX_RELEASE_PAGES + 1):
+        path, cached = _list_page_cache(ctx, number, url)
+        data, headers = _api_get(ctx, url, not_found, cached)
+        if data is None:
+            page = cached['data']
+        else:
+            if not isinstance(data, list):
+                raise ctx.error('unexpected answer from %s: not a list of releases' % http.redact_url(url))
+            page = {'url': url, 'next': next_page_url(headers.get('link'), url),
+                    'releases': [trim_release(r) for r in data if isinstance(r, dict)]}
+            write_cache(path, ctx.api_url, page, headers.get('etag'))
+            from_cache = False
+        releases.extend(r for r in page['releases'] if isinstance(r, dict))
+        url = page.get('next')
+        if not url:
+            return releases, from_cache, False
+        if not http.same_origin(url, ctx.api_url):
+            # The token goes to the origin of the URL asked for: never to another host.
+            raise ctx.error('the GitHub API at %s points the next page of the release list to another host (%s); '
+                            'check stigmer_api_url' % (ctx.api_url, http.redact_url(url)))
+    return releases, from_cache, True
+
+
+def _highest_record_path(ctx):
+    return api_cache_path(ctx.cache_dir, ctx.repo, 'highest')
+
+
+def _remember_highest(ctx, releases):
+    """Record the highest published release of this list read, for the redirect fast path."""
+    if not ctx.cache_dir:
+        return
+    published = newest_first(releases, include_prereleases=False)
+    if published:
+        write_cache(_highest_record_path(ctx), ctx.api_url, {'tag': normalize_tag(published[0]['tag_name'])})
+
+
+def _latest_from_redirect(ctx, platforms):
+    """The cached release that answers 'latest' without the API, or None.
+
+    Only when the redirect names the release the last list read found highest
+    (so no higher one can be passed over) and that release, cached, qualifies.
+    A cached release is trusted only for qualifying: one seen without assets
+    may still be uploading them.
+    """
+    if not ctx.cache_dir or ctx.include_prereleases:
+        return None
+    record = read_cache(_highest_record_path(ctx), ctx.api_url)
     try:
-        tag = normalize_tag(chosen.get('tag_name'))
-    except VersionError:
-        raise ctx.error('the latest release of %s is tagged %r, which is not a semantic version; pin stigmer_version'
-                        % (ctx.repo, chosen.get('tag_name')))
-    _store_tag(ctx, cache_dir, chosen)
-    return tag, chosen, ('cache' if from_cache else 'api')
+        highest = normalize_tag(record['data'].get('tag'))
+    except (TypeError, AttributeError, VersionError):
+        return None
+    release = _cached_release(ctx, highest)
+    if release is None or shortfall(asset_name_set(release), highest, ctx.components, platforms) is not None:
+        return None
+    # Asked last: only now could its answer settle it.
+    if _latest_tag_from_redirect(ctx) != highest:
+        return None
+    return release
+
+
+def _latest_from_list(ctx, platforms):
+    """(tag, release, source, skipped) of the newest release that serves ``platforms``."""
+    releases, from_cache, truncated = _read_release_list(ctx)
+    _remember_highest(ctx, releases)
+    candidates = newest_first(releases, ctx.include_prereleases)
+    if not candidates:
+        raise ctx.error('%s has no published release at %s (drafts never count, pre-releases only when included); '
+                        'pin %s%s' % (ctx.repo, ctx.api_url, ctx.pin_var, ctx.private_hint()))
+    chosen, skipped = select_latest(candidates, ctx.components, platforms)
+    if chosen is None:
+        newest = newest_by_platform(candidates, ctx.components, platforms or SUPPORTED_PLATFORMS)
+        raise ctx.error(no_release_message(ctx.repo, ctx.components, platforms, newest, skipped, ctx.pin_var,
+                                           truncated))
+    _store_tag(ctx, chosen)
+    return normalize_tag(chosen['tag_name']), chosen, ('cache' if from_cache else 'api'), skipped
+
+
+def _newest_for_missing(ctx, tag, release, platforms):
+    """({platform: newest tag with a build, or None} for ``platforms`` the release lacks, warnings).
+
+    The list is read only when a platform is missing. A failure there only
+    costs the hint, not the run: the hosts the release serves can proceed.
+    """
+    offered = offered_platforms(asset_name_set(release), tag, ctx.components)
+    missing = [p for p in platforms if p not in offered]
+    if not missing:
+        return {}, []
+    try:
+        releases = _read_release_list(ctx)[0]
+    except ReleaseError as exc:
+        return {}, ['cannot name the newest release with a build for %s: %s' % (', '.join(missing), exc)]
+    return newest_by_platform(newest_first(releases, ctx.include_prereleases), ctx.components, missing), []
 
 
 def _mirror_latest(ctx, mirror_url):
@@ -410,7 +642,7 @@ def _mirror_latest(ctx, mirror_url):
     except http.HttpError as exc:
         if exc.status == 404:
             raise ctx.error("the mirror has no 'latest' file at %s; publish one whose first line is the tag "
-                            "(for example v1.2.3), or pin stigmer_version" % shown)
+                            "(for example v1.2.3), or pin %s" % (shown, ctx.pin_var))
         raise ctx.error('the mirror answered HTTP %s for %s' % (exc.status, shown))
     except http.ConnectError as exc:
         raise ctx.error('cannot reach the mirror at %s: %s; check stigmer_mirror_url or configure a proxy'
@@ -423,28 +655,38 @@ def _mirror_latest(ctx, mirror_url):
         raise ctx.error("the mirror's 'latest' file at %s does not start with a release tag: %s" % (shown, exc))
 
 
-def _result(tag, prerelease, source, assets, base):
-    return {
-        'tag': tag,
-        'version': tag_to_version(tag),
-        'prerelease': bool(prerelease),
-        'source': source,
-        'assets': assets,
-        'download_base': base,
-    }
+def _platform_list(platforms):
+    wanted = []
+    for platform in platforms or ():
+        if platform not in SUPPORTED_PLATFORMS:
+            raise ReleaseError('platform %r is not one of %s' % (platform, ', '.join(SUPPORTED_PLATFORMS)))
+        if platform not in wanted:
+            wanted.append(platform)
+    return sorted(wanted)
 
 
 def resolve_release(repo, version, github_url='https://github.com', api_url='https://api.github.com',
                     mirror_url=None, token=None, include_prereleases=False, cache_dir=None,
-                    validate_certs=True, timeout=30, fetch=http.fetch):
+                    validate_certs=True, timeout=30, fetch=http.fetch, components=DEFAULT_COMPONENTS,
+                    platforms=()):
     """Resolve ``version`` ('latest', '1.2.3' or 'v1.2.3') of ``repo`` to a tag and its assets.
 
-    Raises ReleaseError (with advice) when it cannot, VersionError for a
-    version that is not 'latest' nor a semantic version.
+    'latest' is the newest release with the assets of every one of
+    ``components`` for every one of ``platforms`` (for any one platform when
+    empty). Raises ReleaseError (with advice) when it cannot, VersionError for
+    a version that is not 'latest' nor a semantic version.
+
+    Besides the release, the result holds ``skipped`` (newer releases 'latest'
+    passed over, [{tag, reason}]), ``newest_by_platform`` (for a pinned release,
+    the newest tag with a build for each of ``platforms`` it lacks, or None),
+    ``carries`` (what the release holds, for messages) and ``warnings``.
     """
     split_repo(repo)
     repo = repo.strip()
-    ctx = _Context(repo, api_url, github_url, token, validate_certs, timeout, fetch)
+    components = list(components)
+    platforms = _platform_list(platforms)
+    ctx = _Context(repo, api_url, github_url, token, validate_certs, timeout, fetch, cache_dir, components,
+                   include_prereleases)
     wanted = (version or 'latest').strip() if isinstance(version, str) else version
     latest = isinstance(wanted, str) and wanted.lower() == 'latest'
 
@@ -453,22 +695,41 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
         # read, and GitHub is never asked (it may be unreachable). The GitHub
         # release cache is skipped too: its URLs point at GitHub.
         tag = _mirror_latest(ctx, mirror_url) if latest else normalize_tag(wanted)
-        return _result(tag, is_prerelease(tag), 'mirror', None, '%s/%s/' % (base_url(mirror_url), tag))
+        return _result(tag, is_prerelease(tag), 'mirror', None, '%s/%s/' % (base_url(mirror_url), tag),
+                       components)
 
+    skipped, newest, warnings = [], {}, []
     if not latest:
         tag = normalize_tag(wanted)
-        release, source = _release_for_tag(ctx, tag, cache_dir)
+        release, source = _release_for_tag(ctx, tag)
+        newest, warnings = _newest_for_missing(ctx, tag, release, platforms)
     else:
-        tag = None
-        if not include_prereleases:
-            tag = _latest_tag_from_redirect(ctx)
-        if tag is not None:
-            release, source = _release_for_tag(ctx, tag, cache_dir)
+        release = _latest_from_redirect(ctx, platforms)
+        if release is not None:
+            tag, source = normalize_tag(release['tag_name']), 'cache'
         else:
-            tag, release, source = _latest_from_api(ctx, cache_dir, include_prereleases)
+            tag, release, source, skipped = _latest_from_list(ctx, platforms)
+            if skipped:
+                warnings.append(skipped_warning(repo, skipped, tag))
 
-    return _result(tag, release.get('prerelease') or is_prerelease(tag), source,
-                   assets_from_release(release), download_base(github_url, repo, tag))
+    return _result(tag, release.get('prerelease') or is_prerelease(tag), source, assets_from_release(release),
+                   download_base(github_url, repo, tag), components, skipped, newest, warnings)
+
+
+def _result(tag, prerelease, source, assets, base, components, skipped=(), newest=None, warnings=()):
+    return {
+        'tag': tag,
+        'version': tag_to_version(tag),
+        'prerelease': bool(prerelease),
+        'source': source,
+        'assets': assets,
+        'download_base': base,
+        # A mirror lists nothing, so what it carries is unknown.
+        'carries': None if assets is None else carries(set(assets), tag, components),
+        'skipped': list(skipped),
+        'newest_by_platform': dict(newest or {}),
+        'warnings': list(warnings),
+    }
 
 
 def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
@@ -479,6 +740,8 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
     platform is planned and a missing asset shows up as a 404 naming its URL.
     """
     tag, assets, base = resolved['tag'], resolved['assets'], resolved['download_base']
+    if assets is not None:
+        platforms = offered_platforms(set(assets), tag, components, platforms)
     plan = {}
     for platform in platforms:
         os_name, arch = platform.split('-')
@@ -488,12 +751,9 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
             if assets is None:
                 asset = {'download_url': base + name}
                 checksum = {'download_url': base + checksum_file}
-            elif name in assets:
+            else:
                 asset = assets[name]
                 checksum = assets.get(checksum_file) or {}
-            else:
-                items = None
-                break
             items.append({
                 'component': component,
                 'name': name,
@@ -506,6 +766,5 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
                 'checksum_url': checksum.get('download_url'),
                 'checksum_api_url': checksum.get('api_url'),
             })
-        if items:
-            plan[platform] = items
+        plan[platform] = items
     return plan

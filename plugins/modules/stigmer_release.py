@@ -10,13 +10,24 @@ short_description: Resolve a Stigmer version to a release tag and its asset list
 description:
   - Resolves O(version) (V(latest) or a pinned V(1.2.3) / V(v1.2.3)) of a GitHub repository to a release
     tag, and returns the release's assets with their download URLs, API URLs and SHA256 digests.
-  - For V(latest) it first follows the web UI redirect C(/releases/latest), which costs no API quota, and
-    falls back to the GitHub API. With O(include_prereleases) it reads the release list from the API and
-    picks the highest semantic version that is not a draft.
+  - V(latest) is the newest published release, by semantic version (then publication date), that carries
+    the assets of every one of O(components) for every platform in O(platforms). Newer releases that do not
+    (GitHub's own latest may carry no CLI at all) are skipped, returned in RV(skipped) and named in a warning.
+    Drafts are never considered, pre-releases only with O(include_prereleases).
+  - V(latest) reads the release list from the GitHub API (100 releases a request, at most 10 requests),
+    following its C(Link) header. With O(cache_dir), each page is revalidated with its ETag, and when the
+    free web UI redirect C(/releases/latest) names the release the previous list read found highest and that
+    release is cached and qualifies, no API request is made at all.
+  - When no release qualifies, the module fails and names, per platform, the newest release that has a
+    build for it.
+  - A pinned version that lacks a platform of O(platforms) does not fail the module; the hosts of that
+    platform have nothing to install, and RV(newest_by_platform) names the newest release that has a build
+    for it (the release list is read only in that case).
   - With O(cache_dir), a release already cached for a pinned tag is used without any network request,
     and API answers are stored there (with their ETag) for the next run.
   - With O(mirror_url), GitHub is never contacted. A pinned version needs no request at all; V(latest) is
-    read from the first line of C(<mirror_url>/latest). The asset list is then unknown.
+    read from the first line of C(<mirror_url>/latest). The asset list is then unknown, so O(platforms) is
+    not checked.
   - The module only reads; it never changes anything, so it always reports C(changed=false).
 author: stigmer.runtime contributors (@stigmer)
 options:
@@ -32,13 +43,22 @@ options:
     default: latest
   include_prereleases:
     description:
-      - When O(version=latest), also consider pre-releases (tags such as V(v1.3.0-rc.1)).
+      - When O(version=latest), also consider pre-releases (tags such as V(v1.3.0-rc.1)), and name them in
+        RV(newest_by_platform).
       - Drafts are never considered.
     type: bool
     default: false
+  platforms:
+    description:
+      - The platforms (C(os-arch)) of the hosts in the play.
+      - V(latest) resolves to the newest release that has every one of O(components) for each of them.
+      - When omitted or empty, a release qualifies when it has every component for any one platform.
+    type: list
+    elements: str
+    choices: [darwin-amd64, darwin-arm64, linux-amd64, linux-arm64]
   github_url:
     description:
-      - Base URL of the GitHub web site, used for the C(/releases/latest) redirect and download URLs.
+      - Base URL of the GitHub web site, used for download URLs and the C(/releases/latest) redirect.
       - Use V(https://HOST) for GitHub Enterprise Server.
     type: str
     default: https://github.com
@@ -62,7 +82,8 @@ options:
     type: str
   cache_dir:
     description:
-      - Directory holding cached release answers as C(<cache_dir>/<owner>/<repo>/<tag>/release.json).
+      - Directory holding cached release answers as C(<cache_dir>/<owner>/<repo>/<tag>/release.json), and the
+        pages of the release list with their ETags under C(<cache_dir>/<owner>/<repo>/_api/).
       - When omitted, nothing is cached.
     type: path
   validate_certs:
@@ -73,7 +94,8 @@ options:
   components:
     description:
       - Components whose downloads are planned per platform in RV(artifacts).
-      - A platform is offered only when the release has an asset for every component.
+      - A platform is offered only when the release has an asset for every component; V(latest) needs them
+        for every platform in O(platforms).
     type: list
     elements: str
     choices: [stigmer, agent-runner, temporal]
@@ -95,15 +117,17 @@ attributes:
     support: full
     platforms: posix
 notes:
-  - Without a token, the GitHub API allows 60 requests an hour per IP address. Use the module once per
-    play (C(run_once)), pass a token, or pin the version to stay well below it.
+  - Without a token, the GitHub API allows 60 requests an hour per IP address, and a 304 answer to a
+    conditional request counts too. Use the module once per play (C(run_once)), pass a token, or pin the
+    version to stay well below it.
 seealso:
   - module: stigmer.runtime.stigmer_artifact
 '''
 
 EXAMPLES = r'''
-- name: Resolve the latest Stigmer release
+- name: Resolve the newest Stigmer release with a build for every platform of the play
   stigmer.runtime.stigmer_release:
+    platforms: [linux-amd64, darwin-arm64]
     cache_dir: "{{ lookup('env', 'HOME') }}/.cache/stigmer/releases"
   delegate_to: localhost
   run_once: true
@@ -138,8 +162,9 @@ prerelease:
   sample: false
 source:
   description:
-    - Where the asset list came from. V(api) the GitHub API, V(cache) the release cache, V(mirror) a mirror
-      (no asset list).
+    - Where the asset list came from. V(api) the GitHub API, V(cache) the release cache (for V(latest), the
+      cached release list with every page confirmed unchanged by the API, or the redirect fast path),
+      V(mirror) a mirror (no asset list).
   returned: success
   type: str
   sample: api
@@ -161,6 +186,39 @@ download_base:
   returned: success
   type: str
   sample: https://github.com/stigmer/stigmer/releases/download/v1.1.0/
+carries:
+  description:
+    - What the release holds for O(components), worded to follow "it carries" in a message.
+    - V(builds for ...) listing the platforms of RV(platforms), or, when that list is empty, why not such as
+      V(no assets), V(no stigmer CLI or agent-runner assets) or V(no complete stigmer CLI and agent-runner build
+      for any platform).
+    - V(null) with a mirror, whose asset list is unknown.
+  returned: success
+  type: str
+  sample: builds for darwin-amd64, darwin-arm64, linux-amd64
+skipped:
+  description:
+    - For V(latest), the newer releases passed over because they lack what O(components) and O(platforms)
+      need, newest first, each with its C(tag) and a C(reason) such as V(no assets),
+      V(no stigmer CLI or agent-runner assets) or V(no build for linux-arm64). Empty otherwise.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - tag: v3.27.2
+      reason: no assets
+    - tag: v3.27.1
+      reason: no stigmer CLI or agent-runner assets
+newest_by_platform:
+  description:
+    - For a pinned version, one entry per platform of O(platforms) that the release has no build for, with
+      the tag of the newest release that has one, or V(null) when no release has.
+    - Empty when nothing is missing, for V(latest) (which always covers O(platforms)), and with a mirror.
+    - When the release list cannot be read, it stays empty and a warning says why.
+  returned: success
+  type: dict
+  sample:
+    linux-arm64: v0.1.0
 platforms:
   description: Platforms (C(os-arch)) for which the release has every requested component, sorted.
   returned: success
@@ -189,6 +247,7 @@ artifacts:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, plan_artifacts, resolve_release
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
 
@@ -198,6 +257,7 @@ def argument_spec():
         repo=dict(type='str', default='stigmer/stigmer'),
         version=dict(type='str', default='latest'),
         include_prereleases=dict(type='bool', default=False),
+        platforms=dict(type='list', elements='str', choices=list(SUPPORTED_PLATFORMS)),
         github_url=dict(type='str', default='https://github.com'),
         api_url=dict(type='str', default='https://api.github.com'),
         mirror_url=dict(type='str'),
@@ -218,9 +278,12 @@ def main():
             params['repo'], params['version'],
             github_url=params['github_url'], api_url=params['api_url'], mirror_url=params['mirror_url'],
             token=params['token'] or None, include_prereleases=params['include_prereleases'],
-            cache_dir=params['cache_dir'], validate_certs=params['validate_certs'], timeout=params['timeout'])
+            cache_dir=params['cache_dir'], validate_certs=params['validate_certs'], timeout=params['timeout'],
+            components=params['components'], platforms=params['platforms'] or [])
     except (ReleaseError, VersionError) as exc:
         module.fail_json(msg='%s' % exc)
+    for warning in result.pop('warnings'):
+        module.warn(warning)
     artifacts = plan_artifacts(result, params['repo'].strip(), params['components'])
     # Resolving reads only; writing the release cache is not a change to report.
     module.exit_json(changed=False, artifacts=artifacts, platforms=sorted(artifacts), **result)

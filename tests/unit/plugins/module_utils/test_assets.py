@@ -11,6 +11,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.assets import (
     asset_names,
     available_platforms,
     checksum_name,
+    component_label,
     is_archive,
     release_platforms,
     select_asset,
@@ -57,6 +58,13 @@ def test_is_archive():
     assert is_archive('agent-runner') is False
     assert is_archive('temporal') is True
     assert sorted(COMPONENTS) == ['agent-runner', 'stigmer', 'temporal']
+
+
+def test_component_label():
+    assert [component_label(c) for c in ('stigmer', 'agent-runner', 'temporal')] == [
+        'stigmer CLI', 'agent-runner', 'temporal CLI']
+    with pytest.raises(ValueError):
+        component_label('ollama')
 
 
 def test_unknown_component():

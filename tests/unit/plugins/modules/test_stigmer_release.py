@@ -15,14 +15,23 @@ from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harne
 
 TOKEN = 'fake-token-MODULEtoken0123456789abcdefXYZ'
 API = 'https://api.github.com'
+LIST = API + '/repos/stigmer/stigmer/releases?per_page=100'
 
 
-def tag_json(tag):
-    name = 'stigmer-%s-linux-amd64.tar.gz' % tag
-    return {'tag_name': tag, 'draft': False, 'prerelease': False, 'assets': [{
-        'name': name, 'size': 10, 'url': API + '/repos/stigmer/stigmer/releases/assets/1',
-        'browser_download_url': 'https://github.com/stigmer/stigmer/releases/download/%s/%s' % (tag, name),
-        'digest': 'sha256:' + 'c' * 64}]}
+def tag_json(tag, platforms=('linux-amd64',), names=None):
+    if names is None:
+        names = []
+        for platform in platforms:
+            names += ['stigmer-%s-%s.tar.gz' % (tag, platform), 'agent-runner-%s-%s' % (tag, platform)]
+    return {'tag_name': tag, 'draft': False, 'prerelease': False, 'published_at': '2026-01-01T00:00:00Z',
+            'assets': [{
+                'name': name, 'size': 10, 'url': API + '/repos/stigmer/stigmer/releases/assets/%d' % number,
+                'browser_download_url': 'https://github.com/stigmer/stigmer/releases/download/%s/%s' % (tag, name),
+                'digest': 'sha256:' + 'c' * 64} for number, name in enumerate(names)]}
+
+
+def listing(*releases):
+    return (200, {'etag': '"l"'}, json.dumps(list(releases)).encode())
 
 
 class Fetch(object):
@@ -46,11 +55,7 @@ def run(monkeypatch, capsys, args, fetch):
 
 
 def test_latest_defaults(monkeypatch, capsys):
-    fetch = Fetch({
-        'https://github.com/stigmer/stigmer/releases/latest':
-            (302, {'location': 'https://github.com/stigmer/stigmer/releases/tag/v1.1.0'}, b''),
-        API + '/repos/stigmer/stigmer/releases/tags/v1.1.0': (200, {}, json.dumps(tag_json('v1.1.0')).encode()),
-    })
+    fetch = Fetch({LIST: listing(tag_json('v1.1.0'), tag_json('v1.0.0'))})
     code, out = run(monkeypatch, capsys, {'token': TOKEN}, fetch)
     assert code == 0
     assert out['changed'] is False
@@ -58,8 +63,52 @@ def test_latest_defaults(monkeypatch, capsys):
     assert out['prerelease'] is False
     assert out['assets']['stigmer-v1.1.0-linux-amd64.tar.gz']['digest'] == 'c' * 64
     assert out['download_base'] == 'https://github.com/stigmer/stigmer/releases/download/v1.1.0/'
-    assert fetch.calls[0][1] is None and fetch.calls[1][1] == TOKEN
+    assert out['platforms'] == ['linux-amd64'] and out['carries'] == 'builds for linux-amd64'
+    assert [item['name'] for item in out['artifacts']['linux-amd64']] == [
+        'stigmer-v1.1.0-linux-amd64.tar.gz', 'agent-runner-v1.1.0-linux-amd64']
+    assert out['skipped'] == [] and out['newest_by_platform'] == {}
+    assert 'warnings' not in out
+    assert fetch.calls == [(LIST, TOKEN)]
     assert TOKEN not in json.dumps(out)
+
+
+def test_latest_warns_about_the_releases_it_skips(monkeypatch, capsys):
+    fetch = Fetch({LIST: listing(tag_json('v3.27.2', names=[]), tag_json('v3.27.1', names=['sbom.spdx.json']),
+                                 tag_json('v0.1.0', platforms=('linux-amd64', 'linux-arm64')))})
+    code, out = run(monkeypatch, capsys, {'platforms': ['linux-arm64', 'linux-amd64']}, fetch)
+    assert code == 0
+    assert out['tag'] == 'v0.1.0'
+    assert out['skipped'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
+                              {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
+    # ansible-core 2.19 returns warnings as structured events: look for the text, not the shape.
+    assert len(out['warnings']) == 1
+    assert json.dumps('latest: skipped v3.27.2 (no assets), v3.27.1 (no stigmer CLI or agent-runner assets); '
+                      'using v0.1.0 of stigmer/stigmer') in json.dumps(out['warnings'])
+
+
+def test_latest_fails_when_no_release_serves_the_play(monkeypatch, capsys):
+    fetch = Fetch({LIST: listing(tag_json('v3.27.2', names=[]), tag_json('v0.0.7'))})
+    code, out = run(monkeypatch, capsys, {'platforms': ['linux-amd64', 'linux-arm64']}, fetch)
+    assert code == 1 and out['failed'] is True
+    assert out['msg'].startswith('latest: no published release of stigmer/stigmer carries stigmer CLI and '
+                                 'agent-runner builds for every platform of the play (linux-amd64, linux-arm64). '
+                                 'Newest release with a build, per platform: linux-amd64 v0.0.7, linux-arm64 none.')
+
+
+def test_pinned_release_lacking_a_platform_does_not_fail(monkeypatch, capsys):
+    empty = tag_json('v3.27.2', names=[])
+    fetch = Fetch({API + '/repos/stigmer/stigmer/releases/tags/v3.27.2': (200, {}, json.dumps(empty).encode()),
+                   LIST: listing(empty, tag_json('v0.1.0'))})
+    code, out = run(monkeypatch, capsys, {'version': '3.27.2', 'platforms': ['linux-amd64', 'linux-arm64']}, fetch)
+    assert code == 0
+    assert out['platforms'] == [] and out['artifacts'] == {}
+    assert out['carries'] == 'no assets'
+    assert out['newest_by_platform'] == {'linux-amd64': 'v0.1.0', 'linux-arm64': None}
+
+
+def test_unknown_platform_is_refused_by_the_argument_spec(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, {'platforms': ['windows-amd64']}, Fetch({}))
+    assert code == 1 and 'windows-amd64' in out['msg']
 
 
 def test_check_mode_is_read_only_and_identical(monkeypatch, capsys, tmp_path):
@@ -91,4 +140,5 @@ def test_version_error_fails(monkeypatch, capsys):
 def test_documentation_matches_the_argument_spec():
     spec, returned = harness.check_documentation(stigmer_release)[1:]
     assert spec['token']['no_log'] is True
-    assert set(returned) == {'tag', 'version', 'prerelease', 'source', 'assets', 'download_base', 'platforms', 'artifacts'}
+    assert set(returned) == {'tag', 'version', 'prerelease', 'source', 'assets', 'download_base', 'platforms', 'artifacts',
+                             'carries', 'skipped', 'newest_by_platform'}
