@@ -1,10 +1,15 @@
 """The test doubles themselves: stand-in releases, the GitHub-compatible release
-server and the stand-in executables, exercised for real on 127.0.0.1 only."""
+server and the stand-in executables, exercised for real on 127.0.0.1 only.
+
+The stand-ins must behave like upstream's binaries (docs/runtime-facts.md,
+tests/fixtures/README.md): these tests pin that behaviour down."""
+import ctypes
 import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +33,8 @@ import server_ctl  # noqa: E402
 
 TOKEN = "stand-in-token-3b1f"
 REPO = "stigmer/stigmer"
+CURRENT = "v0.0.7"  # every platform, GNU checksums
+UPSTREAM_PLATFORMS = ("darwin-arm64", "darwin-amd64", "linux-amd64")
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -112,47 +119,74 @@ def test_build_is_byte_identical(releases, tmp_path):
 def test_catalogue_matches_the_contract(releases):
     root, catalogue = releases
     stigmer = catalogue["repos"][REPO]
-    assert stigmer["latest"] == "v1.1.0"
+    assert (stigmer["latest"], stigmer["mirror_latest"]) == ("v3.27.2", "v0.1.0")
     tags = {r["tag"]: r for r in stigmer["releases"]}
-    assert set(tags) == {"v1.0.0", "v1.1.0", "v1.2.0-rc.1", "v2.0.0"}
-    assert tags["v2.0.0"]["draft"] and tags["v2.0.0"]["published_at"] is None
-    assert tags["v1.2.0-rc.1"]["prerelease"] and not tags["v1.2.0-rc.1"]["draft"]
-    names = {a["name"] for a in tags["v1.0.0"]["assets"]}
-    assert "stigmer-v1.0.0-linux-arm64.tar.gz" not in names  # like upstream
-    for plat in ("darwin-arm64", "darwin-amd64", "linux-amd64"):
-        for name in ("stigmer-v1.0.0-%s.tar.gz" % plat, "agent-runner-v1.0.0-%s" % plat):
-            assert name in names and name + ".sha256" in names
-    assert len(tags["v1.1.0"]["assets"]) == 16
+    kinds = {tag: (r["draft"], r["prerelease"], r["published_at"]) for tag, r in tags.items()}
+    assert kinds == {
+        "v0.0.5": (False, False, "2026-01-10T12:00:00Z"), "v0.0.6": (False, False, "2026-01-15T12:00:00Z"),
+        "v0.0.7": (False, False, "2026-01-20T12:00:00Z"), "v0.1.0": (False, False, "2026-03-01T12:00:00Z"),
+        "v0.2.0-rc.1": (False, True, "2026-04-01T12:00:00Z"), "v1.0.0": (True, False, None),
+        "v3.27.1": (False, False, "2026-05-01T12:00:00Z"), "v3.27.2": (False, False, "2026-06-01T12:00:00Z"),
+    }
+
+    def platforms(tag):
+        return {a["name"][len("stigmer-%s-" % tag):-len(".tar.gz")] for a in tags[tag]["assets"]
+                if a["name"].startswith("stigmer-") and a["name"].endswith(".tar.gz")}
+
+    for tag in ("v0.0.5", "v0.0.6"):
+        assert platforms(tag) == set(UPSTREAM_PLATFORMS)  # no linux-arm64, like upstream
+    for tag in ("v0.0.7", "v0.1.0", "v0.2.0-rc.1", "v1.0.0"):
+        assert platforms(tag) == set(UPSTREAM_PLATFORMS) | {"linux-arm64"}
+        assert len(tags[tag]["assets"]) == 16
+        for plat in platforms(tag):
+            names = {a["name"] for a in tags[tag]["assets"]}
+            for name in ("stigmer-%s-%s.tar.gz" % (tag, plat), "agent-runner-%s-%s" % (tag, plat)):
+                assert name in names and name + ".sha256" in names
+    # newer upstream releases carry no CLI or agent-runner: the collection must skip them
+    assert [a["name"] for a in tags["v3.27.1"]["assets"]] == ["sbom.spdx.json"]
+    assert tags["v3.27.2"]["assets"] == []
     for rel in stigmer["releases"]:
         for asset in rel["assets"]:
             data = (root / asset["path"]).read_bytes()
             assert (asset["size"], asset["sha256"]) == (len(data), sha256(data))
-    runner = root / REPO / "v1.1.0" / "agent-runner-v1.1.0-linux-amd64"
+
+    def stamped(tag, name):
+        path = root / REPO / tag / name
+        if name.endswith(".tar.gz"):
+            with tarfile.open(path) as tar:
+                return tar.extractfile("stigmer").read()
+        return path.read_bytes()
+
+    marker = b'#!/usr/bin/env python3\n# >>> stamped by build_releases.py >>>\n'
+    for tag, shape, runner in (("v0.0.5", "v0.0.x", "exits-at-once"), ("v0.0.7", "v0.0.x", "works"),
+                               ("v0.1.0", "newer", "works")):
+        cli = stamped(tag, "stigmer-%s-linux-amd64.tar.gz" % tag)
+        assert cli.startswith(marker + ('VERSION = "%s"\nBUILT_FOR = "linux-amd64"\nSHAPE = "%s"\n'
+                                        'WORKFLOW_RUNNER = "%s"\n' % (tag, shape, runner)).encode())
+        assert b"raise SystemExit(\"stand-in template" not in cli  # the gRPC framing was inlined
+    runner = root / REPO / CURRENT / ("agent-runner-%s-linux-amd64" % CURRENT)
     assert runner.stat().st_mode & 0o777 == 0o755
-    assert runner.read_bytes().startswith(b'#!/usr/bin/env python3\n# >>> stamped by build_releases.py >>>\n'
-                                          b'VERSION = "v1.1.0"\nBUILT_FOR = "linux-amd64"\n')
+    assert runner.read_bytes().startswith(marker + b'VERSION = "v0.0.7"\nBUILT_FOR = "linux-amd64"\n# <<<')
     # per-platform stamping: bytes differ between platforms
-    assert runner.read_bytes() != (root / REPO / "v1.1.0" / "agent-runner-v1.1.0-linux-arm64").read_bytes()
+    assert runner.read_bytes() != (root / REPO / CURRENT / "agent-runner-v0.0.7-linux-arm64").read_bytes()
 
     def members(path):
         with tarfile.open(path) as tar:
             return sorted((m.name, m.mode, m.uid, m.mtime, m.isfile()) for m in tar.getmembers())
 
-    old = members(root / REPO / "v1.0.0" / "stigmer-v1.0.0-linux-amd64.tar.gz")
+    old = members(root / REPO / "v0.0.6" / "stigmer-v0.0.6-linux-amd64.tar.gz")
     assert [m[0] for m in old] == ["stigmer", "stigmer-server", "stigmer-workflow-runner"]
     assert all(m[1] == 0o755 and m[2] == 0 and m[4] for m in old)
-    with tarfile.open(root / REPO / "v1.0.0" / "stigmer-v1.0.0-linux-amd64.tar.gz") as tar:
-        cli = tar.extractfile("stigmer").read()
-    assert cli.startswith(b"#!/usr/bin/env python3\n") and b'VERSION_STYLE = "sentence"' in cli
-    assert [m[0] for m in members(root / REPO / "v1.1.0" / "stigmer-v1.1.0-linux-arm64.tar.gz")] == ["stigmer"]
+    for tag in ("v0.0.5", "v0.0.7", "v0.1.0"):
+        assert [m[0] for m in members(root / REPO / tag / ("stigmer-%s-linux-amd64.tar.gz" % tag))] == ["stigmer"]
     temporal = catalogue["repos"]["temporalio/cli"]
-    assert temporal["latest"] == "v1.5.1"
+    assert (temporal["latest"], temporal["mirror_latest"]) == ("v1.5.1", "v1.5.1")
     tnames = {a["name"] for a in temporal["releases"][0]["assets"]}
     assert tnames == {"checksums.txt"} | {"temporal_cli_1.5.1_%s_%s.tar.gz" % (o, a)
                                           for o in ("linux", "darwin") for a in ("amd64", "arm64")}
     tar_members = members(root / "temporalio/cli/v1.5.1/temporal_cli_1.5.1_linux_amd64.tar.gz")
     assert [(m[0], m[1]) for m in tar_members] == [("LICENSE", 0o644), ("temporal", 0o755)]
-    with open(root / REPO / "v1.1.0" / "stigmer-v1.1.0-linux-amd64.tar.gz", "rb") as fh:
+    with open(root / REPO / CURRENT / "stigmer-v0.0.7-linux-amd64.tar.gz", "rb") as fh:
         head = fh.read(10)
     assert head[:2] == b"\x1f\x8b" and head[4:8] == b"\0\0\0\0" and not head[3] & 0x08  # mtime 0, no name
 
@@ -171,7 +205,7 @@ def test_checksum_files_parse_in_every_format(releases):
                     target = asset["name"][:-len(".sha256")]
                     digest, style = parse_checksum(text, target)
                     assert digest == by_name[target]["sha256"]
-                    if rel["tag"] == "v1.0.0":
+                    if rel["tag"] == "v0.0.6":
                         styles.add(style)
                     else:
                         assert style == "gnu"
@@ -188,14 +222,15 @@ def test_latest_redirect_costs_no_quota(srv):
     s = session()
     r = s.get(srv.base_url + "/stigmer/stigmer/releases/latest", allow_redirects=False)
     assert r.status_code == 302
-    assert r.headers["Location"] == srv.base_url + "/stigmer/stigmer/releases/tag/v1.1.0"
+    # GitHub's latest is the newest release, even one without the assets the collection needs
+    assert r.headers["Location"] == srv.base_url + "/stigmer/stigmer/releases/tag/v3.27.2"
     assert s.get(r.headers["Location"]).status_code == 200
     r = s.get(srv.base_url + "/temporalio/cli/releases/latest", allow_redirects=False)
     assert r.headers["Location"].endswith("/temporalio/cli/releases/tag/v1.5.1")
     # Host header decides the redirect host (a container sees the host as 10.0.2.2)
     r = s.get(srv.base_url + "/stigmer/stigmer/releases/latest", allow_redirects=False,
               headers={"Host": "10.0.2.2:%d" % srv.port})
-    assert r.headers["Location"] == "http://10.0.2.2:%d/stigmer/stigmer/releases/tag/v1.1.0" % srv.port
+    assert r.headers["Location"] == "http://10.0.2.2:%d/stigmer/stigmer/releases/tag/v3.27.2" % srv.port
     stats = server_ctl.stats(srv.port)
     assert stats["quota_used"] == 0 and stats["api_requests"]["total"] == 0
     assert stats["latest_redirects"] == 3
@@ -204,17 +239,17 @@ def test_latest_redirect_costs_no_quota(srv):
 def test_download_redirects_to_the_asset_host(srv, releases):
     root = releases[0]
     s = session()
-    name = "stigmer-v1.1.0-%s.tar.gz" % PLATFORM
-    url = "%s/%s/releases/download/v1.1.0/%s" % (srv.base_url, REPO, name)
+    name = "stigmer-v0.0.7-%s.tar.gz" % PLATFORM
+    url = "%s/%s/releases/download/v0.0.7/%s" % (srv.base_url, REPO, name)
     r = s.get(url, allow_redirects=False)
     assert r.status_code == 302
     location = r.headers["Location"]
     assert location.startswith("http://127.0.0.1:%d/signed/" % srv.asset_port)
-    assert location.endswith("/%s/v1.1.0/%s" % (REPO, name))
+    assert location.endswith("/%s/v0.0.7/%s" % (REPO, name))
     body = s.get(location)
     assert body.status_code == 200
     assert body.headers["Content-Type"] == "application/octet-stream"
-    assert body.content == (root / REPO / "v1.1.0" / name).read_bytes()
+    assert body.content == (root / REPO / "v0.0.7" / name).read_bytes()
     assert int(body.headers["Content-Length"]) == len(body.content)
     head = s.head(url, allow_redirects=True)
     assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(body.content)
@@ -224,8 +259,8 @@ def test_download_redirects_to_the_asset_host(srv, releases):
     # only issued signatures work, and only for the asset they were issued for
     forged = location.replace("/signed/", "/signed/x")
     assert s.get(forged).status_code == 403
-    assert s.get(location.replace(name, "agent-runner-v1.1.0-" + PLATFORM)).status_code == 403
-    assert s.get("%s/%s/releases/download/v1.1.0/nope.tar.gz" % (srv.base_url, REPO),
+    assert s.get(location.replace(name, "agent-runner-v0.0.7-" + PLATFORM)).status_code == 403
+    assert s.get("%s/%s/releases/download/v0.0.7/nope.tar.gz" % (srv.base_url, REPO),
                  allow_redirects=False).status_code == 404
     assert s.get("%s/%s/releases/download/v9.9.9/%s" % (srv.base_url, REPO, name),
                  allow_redirects=False).status_code == 404
@@ -237,7 +272,7 @@ def test_download_redirects_to_the_asset_host(srv, releases):
 
 def test_authorization_on_the_asset_host_is_rejected(srv):
     s = session()
-    url = "%s/%s/releases/download/v1.1.0/agent-runner-v1.1.0-%s" % (srv.base_url, REPO, PLATFORM)
+    url = "%s/%s/releases/download/v0.0.7/agent-runner-v0.0.7-%s" % (srv.base_url, REPO, PLATFORM)
     location = s.get(url, allow_redirects=False).headers["Location"]
     r = s.get(location, headers={"Authorization": "Bearer " + TOKEN})
     assert r.status_code == 400
@@ -254,7 +289,7 @@ def test_authorization_on_the_asset_host_is_rejected(srv):
     assert stats["requests_with_auth_on_asset_host"] == 2
     assert all("/signed/" in p for p in stats["auth_on_asset_host_paths"])
     assert {p["listener"] for p in stats["auth_paths"]} == {"github", "asset"}
-    assert stats["downloads"] == {"agent-runner-v1.1.0-%s" % PLATFORM: 1}
+    assert stats["downloads"] == {"agent-runner-v0.0.7-%s" % PLATFORM: 1}
 
 
 # ---------------------------------------------------------------------- API
@@ -267,11 +302,17 @@ def test_api_release_json_and_digests(srv, prefix):
     assert r.status_code == 200
     for key in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ETag"):
         assert key in r.headers
+    latest = r.json()
+    assert (latest["tag_name"], latest["draft"], latest["prerelease"], latest["assets"]) == \
+        ("v3.27.2", False, False, [])
+    older = s.get(api + "/repos/stigmer/stigmer/releases/tags/v3.27.1", headers=headers).json()
+    assert [a["name"] for a in older["assets"]] == ["sbom.spdx.json"]
+    r = s.get(api + "/repos/stigmer/stigmer/releases/tags/v0.0.7", headers=headers)
     rel = r.json()
-    assert (rel["tag_name"], rel["draft"], rel["prerelease"]) == ("v1.1.0", False, False)
-    assert rel["html_url"] == srv.base_url + "/stigmer/stigmer/releases/tag/v1.1.0"
-    wanted = {"stigmer-v1.1.0-%s.tar.gz" % PLATFORM, "stigmer-v1.1.0-%s.tar.gz.sha256" % PLATFORM,
-              "agent-runner-v1.1.0-%s" % PLATFORM, "agent-runner-v1.1.0-%s.sha256" % PLATFORM}
+    assert (rel["tag_name"], rel["draft"], rel["prerelease"]) == ("v0.0.7", False, False)
+    assert rel["html_url"] == srv.base_url + "/stigmer/stigmer/releases/tag/v0.0.7"
+    wanted = {"stigmer-v0.0.7-%s.tar.gz" % PLATFORM, "stigmer-v0.0.7-%s.tar.gz.sha256" % PLATFORM,
+              "agent-runner-v0.0.7-%s" % PLATFORM, "agent-runner-v0.0.7-%s.sha256" % PLATFORM}
     assets = {a["name"]: a for a in rel["assets"]}
     assert wanted <= set(assets) and len(assets) == 16
     for name in sorted(wanted):
@@ -285,11 +326,11 @@ def test_api_release_json_and_digests(srv, prefix):
         assert raw.status_code == 302
         assert raw.headers["Location"].startswith("http://127.0.0.1:%d/signed/" % srv.asset_port)
         assert s.get(raw.headers["Location"]).content == data
-    checksum = s.get(assets["agent-runner-v1.1.0-%s.sha256" % PLATFORM]["browser_download_url"]).text
-    assert "sha256:" + parse_checksum(checksum, "agent-runner-v1.1.0-" + PLATFORM)[0] == \
-        assets["agent-runner-v1.1.0-%s" % PLATFORM]["digest"]
-    old = s.get(api + "/repos/stigmer/stigmer/releases/tags/v1.0.0").json()
-    assert old["tag_name"] == "v1.0.0"
+    checksum = s.get(assets["agent-runner-v0.0.7-%s.sha256" % PLATFORM]["browser_download_url"]).text
+    assert "sha256:" + parse_checksum(checksum, "agent-runner-v0.0.7-" + PLATFORM)[0] == \
+        assets["agent-runner-v0.0.7-%s" % PLATFORM]["digest"]
+    old = s.get(api + "/repos/stigmer/stigmer/releases/tags/v0.0.6").json()
+    assert old["tag_name"] == "v0.0.6"
     assert not any("linux-arm64" in a["name"] for a in old["assets"])
     assert s.get(api + "/repos/stigmer/stigmer/releases/tags/v9.9.9").status_code == 404
     assert s.get(api + "/repos/nobody/nothing/releases/latest").status_code == 404
@@ -304,7 +345,7 @@ def test_api_release_json_and_digests(srv, prefix):
 
 def test_etag_304_does_not_consume_quota(srv):
     s = session()
-    url = srv.api_url + "/repos/stigmer/stigmer/releases/tags/v1.1.0"
+    url = srv.api_url + "/repos/stigmer/stigmer/releases/tags/v0.0.7"
     first = s.get(url)
     remaining = int(first.headers["x-ratelimit-remaining"])
     again = s.get(url, headers={"If-None-Match": first.headers["ETag"]})
@@ -368,24 +409,25 @@ def test_drafts_are_hidden_from_anonymous_callers(srv):
     s = session()
     api = srv.api_url + "/repos/stigmer/stigmer"
     auth = {"Authorization": "Bearer " + TOKEN}
+    published = ["v3.27.2", "v3.27.1", "v0.2.0-rc.1", "v0.1.0", "v0.0.7", "v0.0.6", "v0.0.5"]
     anon = [r["tag_name"] for r in s.get(api + "/releases?per_page=100").json()]
-    assert anon == ["v1.2.0-rc.1", "v1.1.0", "v1.0.0"]
+    assert anon == published
     authed = [r["tag_name"] for r in s.get(api + "/releases?per_page=100", headers=auth).json()]
-    assert authed == ["v2.0.0", "v1.2.0-rc.1", "v1.1.0", "v1.0.0"]
-    assert s.get(api + "/releases/tags/v2.0.0").status_code == 404
-    draft = s.get(api + "/releases/tags/v2.0.0", headers=auth).json()
+    assert authed == ["v1.0.0"] + published
+    assert s.get(api + "/releases/tags/v1.0.0").status_code == 404
+    draft = s.get(api + "/releases/tags/v1.0.0", headers=auth).json()
     assert draft["draft"] is True and draft["published_at"] is None
-    assert s.get(api + "/releases/latest", headers=auth).json()["tag_name"] == "v1.1.0"
-    draft_asset = "%s/%s/releases/download/v2.0.0/stigmer-v2.0.0-%s.tar.gz" % (srv.base_url, REPO, PLATFORM)
+    assert s.get(api + "/releases/latest", headers=auth).json()["tag_name"] == "v3.27.2"
+    draft_asset = "%s/%s/releases/download/v1.0.0/stigmer-v1.0.0-%s.tar.gz" % (srv.base_url, REPO, PLATFORM)
     assert s.get(draft_asset, allow_redirects=False).status_code == 404
-    assert s.get("%s/mirror/%s/v2.0.0/stigmer-v2.0.0-%s.tar.gz"
+    assert s.get("%s/mirror/%s/v1.0.0/stigmer-v1.0.0-%s.tar.gz"
                  % (srv.asset_url, REPO, PLATFORM)).status_code == 404
-    page1 = s.get(api + "/releases?per_page=2&page=1")
-    assert [r["tag_name"] for r in page1.json()] == ["v1.2.0-rc.1", "v1.1.0"]
+    page1 = s.get(api + "/releases?per_page=3&page=1")
+    assert [r["tag_name"] for r in page1.json()] == published[:3]
     assert 'rel="next"' in page1.headers["Link"] and "page=2" in page1.headers["Link"]
-    page2 = s.get(api + "/releases?per_page=2&page=2")
-    assert [r["tag_name"] for r in page2.json()] == ["v1.0.0"]
-    assert 'rel="next"' not in page2.headers.get("Link", "")
+    page3 = s.get(api + "/releases?per_page=3&page=3")
+    assert [r["tag_name"] for r in page3.json()] == published[6:]
+    assert 'rel="next"' not in page3.headers.get("Link", "")
 
 
 # ------------------------------------------------------------------- faults
@@ -393,27 +435,27 @@ def test_faults(srv, releases):
     root = releases[0]
     s = session()
     web = srv.base_url + "/" + REPO
-    runner = "agent-runner-v1.1.0-" + PLATFORM
-    cli = "stigmer-v1.1.0-%s.tar.gz" % PLATFORM
+    runner = "agent-runner-v0.0.7-" + PLATFORM
+    cli = "stigmer-v0.0.7-%s.tar.gz" % PLATFORM
     temporal_tar = "temporal_cli_1.5.1_%s_%s.tar.gz" % (OS_NAME, ARCH)
-    original = (root / REPO / "v1.1.0" / runner).read_bytes()
+    original = (root / REPO / "v0.0.7" / runner).read_bytes()
     server_ctl.faults(srv.port, corrupt=[runner])
     merged = server_ctl.faults(srv.port, {"bad_checksum": [cli, temporal_tar]})
     assert merged["corrupt"] == [runner] and merged["bad_checksum"] == sorted([cli, temporal_tar])
 
     # corrupt: same size, one byte differs, checksum file and API digest untouched
-    served = s.get("%s/releases/download/v1.1.0/%s" % (web, runner)).content
+    served = s.get("%s/releases/download/v0.0.7/%s" % (web, runner)).content
     assert len(served) == len(original) and served != original
     assert sum(a != b for a, b in zip(served, original)) == 1
-    text = s.get("%s/releases/download/v1.1.0/%s.sha256" % (web, runner)).text
+    text = s.get("%s/releases/download/v0.0.7/%s.sha256" % (web, runner)).text
     assert parse_checksum(text, runner)[0] == sha256(original)
-    assert s.get("%s/mirror/%s/v1.1.0/%s" % (srv.asset_url, REPO, runner)).content == served
+    assert s.get("%s/mirror/%s/v0.0.7/%s" % (srv.asset_url, REPO, runner)).content == served
 
     # bad_checksum: the checksum file names a wrong hash, the artifact is intact
-    artifact = s.get("%s/releases/download/v1.1.0/%s" % (web, cli)).content
-    sum_text = s.get("%s/releases/download/v1.1.0/%s.sha256" % (web, cli)).text
+    artifact = s.get("%s/releases/download/v0.0.7/%s" % (web, cli)).content
+    sum_text = s.get("%s/releases/download/v0.0.7/%s.sha256" % (web, cli)).text
     assert parse_checksum(sum_text, cli)[0] != sha256(artifact)
-    rel = s.get(srv.api_url + "/repos/stigmer/stigmer/releases/latest").json()
+    rel = s.get(srv.api_url + "/repos/stigmer/stigmer/releases/tags/v0.0.7").json()
     api_assets = {a["name"]: a for a in rel["assets"]}
     assert api_assets[cli]["digest"] == "sha256:" + sha256(artifact)
     assert api_assets[cli + ".sha256"]["digest"] == "sha256:" + sha256(sum_text.encode())
@@ -425,21 +467,21 @@ def test_faults(srv, releases):
 
     # missing: gone from the API and 404 on every download path
     server_ctl.faults(srv.port, missing=[cli])
-    rel = s.get(srv.api_url + "/repos/stigmer/stigmer/releases/latest").json()
+    rel = s.get(srv.api_url + "/repos/stigmer/stigmer/releases/tags/v0.0.7").json()
     assert cli not in {a["name"] for a in rel["assets"]} and cli + ".sha256" in {a["name"] for a in rel["assets"]}
-    assert s.get("%s/releases/download/v1.1.0/%s" % (web, cli), allow_redirects=False).status_code == 404
-    assert s.get("%s/mirror/%s/v1.1.0/%s" % (srv.asset_url, REPO, cli)).status_code == 404
+    assert s.get("%s/releases/download/v0.0.7/%s" % (web, cli), allow_redirects=False).status_code == 404
+    assert s.get("%s/mirror/%s/v0.0.7/%s" % (srv.asset_url, REPO, cli)).status_code == 404
 
     # latest_redirect false: the web redirect 404s, the API still answers
     server_ctl.faults(srv.port, latest_redirect=False)
     assert s.get(web + "/releases/latest", allow_redirects=False).status_code == 404
-    assert s.get(srv.api_url + "/repos/stigmer/stigmer/releases/latest").json()["tag_name"] == "v1.1.0"
+    assert s.get(srv.api_url + "/repos/stigmer/stigmer/releases/latest").json()["tag_name"] == "v3.27.2"
 
     with pytest.raises(RuntimeError, match="unknown fault"):
         server_ctl.faults(srv.port, explode=True)
     assert server_ctl.reset(srv.port)["ok"] is True
     assert s.get(web + "/releases/latest", allow_redirects=False).status_code == 302
-    assert s.get("%s/releases/download/v1.1.0/%s" % (web, runner)).content == original
+    assert s.get("%s/releases/download/v0.0.7/%s" % (web, runner)).content == original
     cleared = {"corrupt": [], "bad_checksum": [], "missing": [], "rate_limited": False,
                "latest_redirect": True}
     assert server_ctl.stats(srv.port)["faults"] == cleared
@@ -448,7 +490,8 @@ def test_faults(srv, releases):
 def test_mirror_layout_and_download_counters(srv, releases):
     root = releases[0]
     s = session()
-    assert s.get(srv.asset_url + "/mirror/stigmer/stigmer/latest").text == "v1.1.0\n"
+    # a mirror's latest is what its operator mirrored, not GitHub's latest
+    assert s.get(srv.asset_url + "/mirror/stigmer/stigmer/latest").text == "v0.1.0\n"
     assert s.get(srv.asset_url + "/mirror/temporalio/cli/latest").text == "v1.5.1\n"
     name = "temporal_cli_1.5.1_%s_%s.tar.gz" % (OS_NAME, ARCH)
     mirrored = s.get("%s/mirror/temporalio/cli/v1.5.1/%s" % (srv.asset_url, name))
@@ -483,7 +526,7 @@ def test_server_ctl_from_the_shell(releases, tmp_path):
         assert stats["faults"]["missing"] == ["checksums.txt"]
         subprocess.run(ctl + ["reset", "--port", str(port)], check=True, capture_output=True, timeout=10)
         assert server_ctl.stats(port)["faults"]["missing"] == []
-        r = session().get("http://127.0.0.1:%d/repos/stigmer/stigmer/releases/tags/v2.0.0" % port,
+        r = session().get("http://127.0.0.1:%d/repos/stigmer/stigmer/releases/tags/v1.0.0" % port,
                           headers={"Authorization": "Bearer " + TOKEN})
         assert r.status_code == 200
     finally:
@@ -516,64 +559,28 @@ def install_release(root, tag, plat, dest):
     return bin_dir, tdir / "temporal"
 
 
+@pytest.fixture(scope="module")
+def installed(releases, tmp_path_factory):
+    """{tag: bin dir} for the releases the stand-in tests run, plus "temporal"."""
+    root = releases[0]
+    out = {}
+    for tag in ("v0.0.5", "v0.0.6", "v0.0.7", "v0.1.0"):
+        if tag in ("v0.0.5", "v0.0.6") and PLATFORM not in UPSTREAM_PLATFORMS:
+            continue
+        out[tag], out["temporal"] = install_release(root, tag, PLATFORM, tmp_path_factory.mktemp("install"))
+    return out
+
+
 def base_env(home, **extra):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+           "NO_COLOR": "1"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def run(cmd, env=None, timeout=30, stdin=subprocess.DEVNULL):
-    return subprocess.run([str(c) for c in cmd], env=env, stdin=stdin, capture_output=True, check=False,
-                          text=True, timeout=timeout)
-
-
-def test_standin_versions(releases, tmp_path):
-    root = releases[0]
-    bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "new")
-    for args in (["--version"], ["version"]):
-        r = run([bin_dir / "stigmer"] + args)
-        assert (r.returncode, r.stdout) == (0, "v1.1.0\n")
-    r = run([bin_dir / "agent-runner", "--version"])
-    assert (r.returncode, r.stdout) == (0, "agent-runner v1.1.0\n")
-    r = run([temporal, "--version"])
-    assert (r.returncode, r.stdout) == (0, "temporal version 1.5.1 (Server 1.29.1, UI 2.41.0)\n")
-    r = run([bin_dir / "stigmer", "frobnicate"])
-    assert r.returncode == 2 and "usage" in r.stderr
-    assert run([bin_dir / "stigmer"]).returncode == 2
-    assert run([bin_dir / "agent-runner", "--bogus"]).returncode == 2
-    if PLATFORM not in ("darwin-arm64", "darwin-amd64", "linux-amd64"):
-        pytest.skip("v1.0.0 has no build for %s" % PLATFORM)
-    old_bin = install_release(root, "v1.0.0", PLATFORM, tmp_path / "old")[0]
-    sentence = "stigmer version v1.0.0 (commit 3f2a9c1, built 2026-01-15)\n"
-    for exe in ("stigmer", "stigmer-server", "stigmer-workflow-runner"):
-        r = run([old_bin / exe, "--version"])
-        assert (r.returncode, r.stdout) == (0, sentence)
-    assert run([old_bin / "agent-runner", "--version"]).stdout == "agent-runner v1.0.0\n"
-
-
-def test_wrong_architecture_fails_like_a_real_binary(releases, tmp_path):
-    root = releases[0]
-    bin_dir, temporal = install_release(root, "v1.1.0", OTHER_PLATFORM, tmp_path)
-    for cmd in ([bin_dir / "stigmer", "--version"], [bin_dir / "agent-runner", "--version"],
-                [bin_dir / "stigmer", "internal-server"], [temporal, "--version"]):
-        r = run(cmd)
-        assert r.returncode == 126, cmd
-        assert "cannot execute binary file: Exec format error" in r.stderr
-        assert r.stdout == ""
-
-
-def make_home(home, bin_dir, temporal, marker="v1.1.0\n"):
-    data_bin = home / ".stigmer" / "data" / "bin"
-    data_bin.mkdir(parents=True)
-    (data_bin / "agent-runner").symlink_to(bin_dir / "agent-runner")
-    share = bin_dir.parent / "share"
-    share.mkdir(exist_ok=True)
-    (share / "agent-runner.version").write_text(marker)
-    (data_bin / ".version").symlink_to(share / "agent-runner.version")
-    (home / ".stigmer" / "bin").mkdir()
-    (home / ".stigmer" / "bin" / "temporal").symlink_to(temporal)
-    (home / ".stigmer" / "temporal-data").mkdir()
-    return data_bin
+def run(cmd, env=None, timeout=30, cwd=None, preexec_fn=None):
+    return subprocess.run([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          check=False, text=True, timeout=timeout, cwd=cwd, preexec_fn=preexec_fn)
 
 
 class Procs:
@@ -581,18 +588,21 @@ class Procs:
         self.tmp = tmp
         self.procs = {}
 
-    def start(self, name, cmd, env):
+    def start(self, name, cmd, env, cwd=None, preexec_fn=None):
         out = open(self.tmp / ("%s.out" % name), "w")
         err = open(self.tmp / ("%s.err" % name), "w")
-        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err)
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, cwd=cwd, preexec_fn=preexec_fn)
         out.close()
         err.close()
         self.procs[name] = proc
         return proc
 
-    def output(self, name):
-        return (self.tmp / ("%s.out" % name)).read_text() + (self.tmp / ("%s.err" % name)).read_text()
+    def out(self, name):
+        return (self.tmp / ("%s.out" % name)).read_text()
+
+    def err(self, name):
+        return (self.tmp / ("%s.err" % name)).read_text()
 
     def stop(self, name, timeout=10):
         proc = self.procs[name]
@@ -607,6 +617,13 @@ class Procs:
                 proc.wait(5)
 
 
+@pytest.fixture
+def procs(tmp_path):
+    p = Procs(tmp_path)
+    yield p
+    p.close()
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -617,9 +634,9 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("timed out waiting for " + what)
 
 
-def grpc_health(port, service=""):
-    """The serving status a real gRPC client (grpcio) gets; None while nothing listens."""
-    with grpc.insecure_channel("127.0.0.1:%d" % port) as channel:
+def grpc_health(port, host="127.0.0.1", service=""):
+    """What a real gRPC client (grpcio) gets from Health/Check; None while nothing listens."""
+    with grpc.insecure_channel("%s:%d" % (host, port)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
@@ -630,138 +647,307 @@ def grpc_health(port, service=""):
     return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
 
-def server_status(bin_dir, env):
-    """The stand-in server's own view (stigmer server status, over gRPC): (exit code, JSON or None)."""
-    r = run([bin_dir / "stigmer", "server", "status"], env=env)
-    return r.returncode, (json.loads(r.stdout) if r.stdout.strip() else None)
+def start_temporal(procs, installed, name, port):
+    procs.start(name, [installed["temporal"], "server", "start-dev", "--port", port, "--headless"], None)
+    wait_for(lambda: tcp_open(port), 10, "temporal on %d" % port)
 
 
-def test_runtime_components_talk_to_each_other(releases, tmp_path):
-    root = releases[0]
-    bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
-    home = tmp_path / "home"
-    data_bin = make_home(home, bin_dir, temporal)
-    t_port, ui_port, s_port = server_ctl.free_port(), server_ctl.free_port(), server_ctl.free_port()
-    env = base_env(home, TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % t_port,
-                   STIGMER_SERVER_ADDRESS="127.0.0.1:%d" % s_port,
-                   STIGMER_BACKEND_ENDPOINT="127.0.0.1:%d" % s_port,
-                   STIGMER_LLM_PROVIDER="anthropic", ANTHROPIC_API_KEY="sk-test",
-                   STIGMER_STANDIN_GRACE=2)
-    procs = Procs(tmp_path)
+def tcp_open(port, host="127.0.0.1"):
     try:
-        # the server waits for Temporal, which comes up a moment later
-        server = procs.start("server", [bin_dir / "stigmer", "internal-server"], env)
-        time.sleep(0.7)
-        assert server.poll() is None and grpc_health(s_port) is None
-        db = home / ".stigmer" / "temporal-data" / "temporal.db"
-        procs.start("temporal", [home / ".stigmer/bin/temporal", "server", "start-dev", "--port", t_port,
-                                 "--ui-port", ui_port, "--db-filename", db, "--ip", "127.0.0.1"], env)
-        # Temporal up but no agent-runner yet: the server answers, NOT_SERVING
-        assert wait_for(lambda: grpc_health(s_port), 15, "stigmer-server gRPC health") == "NOT_SERVING"
-        code, body = server_status(bin_dir, env)
-        assert code == 1 and body["version"] == "v1.1.0" and body["temporal"] == "reachable"
-        assert body["agent_runners"] == []
-        assert db.is_file()
-        ui = session().get("http://127.0.0.1:%d/" % ui_port)
-        assert ui.status_code == 200 and "Temporal UI stand-in" in ui.text
-        # gRPC only: an HTTP/1.1 request gets nothing served, unknown health services are NOT_FOUND
-        plain = session().get("http://127.0.0.1:%d/health" % s_port, timeout=2)
-        assert plain.status_code == 505
-        assert grpc_health(s_port, "stigmer.NoSuchService") == "NOT_FOUND"
-
-        agent = procs.start("agent", [data_bin / "agent-runner"], env)
-        workflow = procs.start("workflow", [bin_dir / "stigmer", "internal-workflow-runner"], env)
-
-        def connected():
-            code, body = server_status(bin_dir, env)
-            return body if body["agent_runners"] and body["workflow_runners"] else None
-
-        body = wait_for(connected, 15, "runners to register")
-        assert body["status"] == "SERVING" and grpc_health(s_port) == "SERVING"
-        assert body["agent_runners"][0]["version"] == "v1.1.0"
-        assert body["agent_runners"][0]["pid"] == agent.pid
-        assert body["workflow_runners"][0]["pid"] == workflow.pid
-        assert body["workflow_runners"][0]["last_seen"] <= time.time() + 1
-
-        # Temporal goes away: the server says so
-        assert procs.stop("temporal") == 0
-        assert grpc_health(s_port) == "NOT_SERVING"
-        code, body = server_status(bin_dir, env)
-        assert code == 1 and body["status"] == "NOT_SERVING" and body["temporal"] == "unreachable"
-
-        # the server goes away: runners give up after the (shortened) grace period
-        assert procs.stop("server") == 0
-        assert agent.wait(10) == 1 and workflow.wait(10) == 1
-        assert "no heartbeat accepted" in procs.output("agent")
-        log = procs.output("server")
-        assert "registered agent-runner v1.1.0 pid %d" % agent.pid in log
-        assert "registered workflow-runner v1.1.0 pid %d" % workflow.pid in log
-        assert (data_bin / "agent-runner").is_symlink()  # a matching marker leaves data/bin alone
-        r = run([bin_dir / "stigmer", "server", "status"], env=env)
-        assert r.returncode == 1 and "not running" in r.stderr
-    finally:
-        procs.close()
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
-def test_marker_mismatch_wipes_data_bin(releases, tmp_path):
-    root = releases[0]
-    bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
+SILENT_FAILURES = (["--version"], ["version"], ["-v"], ["--bogus"], ["frobnicate"], ["internal-server", "--version"],
+                   ["server", "--version"], ["internal-workflow-runner", "--bogus"])
+
+
+def test_cli_has_no_version_and_prints_nothing_on_errors(installed, tmp_path):
+    cli = installed[CURRENT] / "stigmer"
+    env = base_env(tmp_path)
+    for args in SILENT_FAILURES:
+        r = run([cli] + args, env=env)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", ""), args
+    for args in ([], ["--help"], ["-h"], ["help"]):
+        r = run([cli] + args, env=env)
+        assert r.returncode == 0 and r.stderr == "", args
+        assert r.stdout.startswith("Stigmer is an open-source agentic automation platform.\n")
+        assert "Usage:\n  stigmer [command]\n" in r.stdout and "\n  server      Start Stigmer server\n" in r.stdout
+        assert "internal-server" not in r.stdout and "version" not in r.stdout  # hidden / absent
+    r = run([cli, "internal-server", "--help"], env=env)
+    assert r.returncode == 0 and "Usage:\n  stigmer internal-server [flags]" in r.stdout
+    assert list(tmp_path.iterdir()) == []  # none of these touched the home directory
+    if "v0.0.6" in installed:  # the BusyBox copies take the matching internal command's flags
+        for exe in ("stigmer-server", "stigmer-workflow-runner"):
+            r = run([installed["v0.0.6"] / exe, "--version"], env=env)
+            assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+        r = run([installed["v0.0.6"] / "stigmer-server", "--help"], env=env)
+        assert r.returncode == 0 and "stigmer internal-server [flags]" in r.stdout
+
+
+def test_newer_cli_prints_its_bare_version(installed, tmp_path):
+    cli = installed["v0.1.0"] / "stigmer"
+    for args in (["--version"], ["version"], ["-v"]):
+        r = run([cli] + args, env=base_env(tmp_path))
+        assert (r.returncode, r.stdout, r.stderr) == (0, "0.1.0\n", ""), args
+    for args in (["server", "--version"], ["--bogus"], ["frobnicate"]):
+        r = run([cli] + args, env=base_env(tmp_path))
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", ""), args
+    assert "\n  version     " in run([cli, "--help"], env=base_env(tmp_path)).stdout
+
+
+def start_log(home):
+    path = home / ".stigmer" / "data" / "logs" / "standin-starts.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_wrong_architecture_fails_like_a_real_binary(releases, tmp_path):
+    bin_dir, temporal = install_release(releases[0], CURRENT, OTHER_PLATFORM, tmp_path / "opt")
     home = tmp_path / "home"
-    data_bin = make_home(home, bin_dir, temporal, marker="v1.0.0\n")
-    env = base_env(home, TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % server_ctl.free_port(),
-                   STIGMER_SERVER_ADDRESS="127.0.0.1:%d" % server_ctl.free_port())
-    r = run([bin_dir / "stigmer", "internal-server"], env=env)
-    assert r.returncode == 1
-    assert "agent-runner marker mismatch (found v1.0.0, want v1.1.0): replacing data/bin" in r.stdout
-    assert "cannot download agent-runner v1.1.0: downloads are disabled in the stand-in" in r.stderr
-    assert not data_bin.exists()
-    assert (bin_dir / "agent-runner").is_file()  # only the links went, not the install
-
-    # agent-runner missing (a dangling link) counts the same
-    home2 = tmp_path / "home2"
-    data_bin2 = make_home(home2, bin_dir, temporal)
-    (data_bin2 / "agent-runner").unlink()
-    (data_bin2 / "agent-runner").symlink_to(tmp_path / "nowhere")
-    r = run([bin_dir / "stigmer", "internal-server"], env=base_env(home2))
-    assert r.returncode == 1 and "agent-runner missing" in r.stdout
-    assert "(found v1.1.0, want v1.1.0)" in r.stdout and not data_bin2.exists()
-
-    # data/bin that cannot be removed: the error is logged, the exit is still 1
-    home3 = tmp_path / "home3"
-    (home3 / ".stigmer" / "data").mkdir(parents=True)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    (home3 / ".stigmer" / "data" / "bin").symlink_to(elsewhere)
-    r = run([bin_dir / "stigmer", "internal-server"], env=base_env(home3))
-    assert r.returncode == 1 and "found none" in r.stdout and "cannot remove" in r.stdout
-    assert elsewhere.is_dir()
+    for cmd in ([bin_dir / "stigmer", "--help"], [bin_dir / "agent-runner"], [bin_dir / "stigmer", "internal-server"],
+                [temporal, "--version"]):
+        r = run(cmd, env=base_env(home))
+        assert r.returncode == 126, cmd
+        assert "cannot execute binary file: Exec format error" in r.stderr and r.stdout == ""
+    assert start_log(home) == []  # the kernel refused it: nothing of it ran
 
 
-def test_unattended_start_without_api_key_fails(releases, tmp_path):
-    root = releases[0]
-    bin_dir, temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")
+def test_agent_runner_ignores_argv_and_records_each_start(installed, tmp_path):
+    runner = installed[CURRENT] / "agent-runner"
     home = tmp_path / "home"
-    make_home(home, bin_dir, temporal)
-    env = base_env(home, STIGMER_LLM_PROVIDER="anthropic", STIGMER_STANDIN_WAIT=0.5,
-                   TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % server_ctl.free_port())
-    r = run([bin_dir / "stigmer", "internal-server"], env=env)
+    for args in (["--version"], ["--help"], []):
+        r = run([runner] + args, env=base_env(home))
+        # no MODE: a cloud worker, which wants an API key; no version anywhere
+        assert r.returncode == 1 and r.stdout == "", args
+        assert "❌ Failed to load configuration: api_key is required for anthropic provider" in r.stderr
+        assert "0.0.7" not in r.stderr and "usage" not in r.stderr.lower()
+    r = run([runner], env=base_env(home, ANTHROPIC_API_KEY="sk-test"))
+    assert r.returncode == 1 and "Missing required environment variable: STIGMER_API_KEY" in r.stderr
+    starts = start_log(home)
+    assert [s["argv"] for s in starts] == [["--version"], ["--help"], [], []]
+    with open("/proc/self/cmdline", "rb") as fh:
+        me = [a.decode() for a in fh.read().split(b"\0")[:-1]]
+    for entry in starts:
+        assert set(entry) == {"time", "pid", "uid", "ppid", "parent", "argv"}
+        assert (entry["uid"], entry["ppid"], entry["parent"]) == (os.getuid(), os.getpid(), me)
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", entry["time"])
+    assert len({s["pid"] for s in starts}) == 4
+    # an unwritable start log never stops the runner from starting
+    blocked = tmp_path / "blocked"
+    (blocked / ".stigmer").mkdir(parents=True)
+    (blocked / ".stigmer" / "data").write_text("")
+    r = run([runner], env=base_env(blocked))
+    assert r.returncode == 1 and "api_key is required" in r.stderr
+
+
+def test_agent_runner_local_mode(installed, tmp_path, procs):
+    runner = installed[CURRENT] / "agent-runner"
+    home, cwd, tmpdir = tmp_path / "home", tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    tmpdir.mkdir()
+    t_port = server_ctl.free_port()
+    env = base_env(home, MODE="local", TMPDIR=tmpdir, TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % t_port)
+    # Temporal down at start: one attempt, exit 1, no retry loop
+    r = run([runner], env=env, cwd=cwd, timeout=15)
+    assert r.returncode == 1 and "❌ Failed to connect to Temporal: Failed client connect" in r.stderr
+    assert "Worker ready" not in r.stderr and list(tmpdir.iterdir()) == []
+    # OPENAI_API_KEY is not read: provider openai wants STIGMER_LLM_API_KEY
+    r = run([runner], env=dict(env, STIGMER_LLM_PROVIDER="openai", OPENAI_API_KEY="sk-openai"), cwd=cwd)
+    assert r.returncode == 1 and "api_key is required for openai provider" in r.stderr
+    r = run([runner], env=dict(env, STIGMER_LLM_PROVIDER="mistral"), cwd=cwd)
+    assert r.returncode == 1 and "Invalid provider 'mistral'" in r.stderr
+
+    start_temporal(procs, installed, "temporal", t_port)
+    # the working directory's .env is read too, and the environment wins over it
+    (cwd / ".env").write_text("STIGMER_LLM_API_KEY=sk-from-dotenv\nSANDBOX_ROOT_DIR=./from-dotenv\n"
+                              "TEMPORAL_SERVICE_ADDRESS=127.0.0.1:1\n")
+    proc = procs.start("agent", [runner, "--version"], dict(env, STIGMER_LLM_PROVIDER="openai",
+                                                            OPENAI_API_KEY="sk-openai"), cwd=cwd)
+    wait_for(lambda: "🚀 Worker ready, polling for tasks..." in procs.err("agent"), 15, "the ready line")
+    err = procs.err("agent")
+    assert " - __main__ - INFO - 🚀 Stigmer Agent Runner - LOCAL Mode" in err
+    assert "Temporal: 127.0.0.1:%d (namespace: default)" % t_port in err and "Backend: localhost:50051" in err
+    assert (cwd / "from-dotenv").is_dir() and not (cwd / "workspace").exists()
+    # a one-file PyInstaller binary runs from its _MEIxxxxxx directory while it lives
+    assert [p.name[:4] for p in tmpdir.iterdir()] == ["_MEI"]
+    time.sleep(1)
+    assert proc.poll() is None and "0.0.7" not in err
+    assert procs.stop("agent") == 0
+    assert "✅ Graceful shutdown complete" in procs.err("agent")
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_agent_runner_needs_an_executable_temp_dir(installed, tmp_path):
+    if not shutil.which("unshare") or run(["unshare", "-r", "-m", "true"]).returncode != 0:
+        pytest.skip("no unprivileged mount namespaces here")
+    noexec = tmp_path / "noexec"
+    noexec.mkdir()
+    script = 'mount -t tmpfs -o noexec none "$1" && TMPDIR="$1" "$2"; echo "rc=$?"; ls -A "$1"'
+    r = run(["unshare", "-r", "-m", "sh", "-c", script, "sh", noexec, installed[CURRENT] / "agent-runner"],
+            env=base_env(tmp_path / "home", MODE="local"))
+    assert r.stdout == "rc=1\n", r.stdout + r.stderr  # and the _MEI directory was removed
+    assert re.search(r"\[PYI-\d+:ERROR\] Failed to load Python shared library '%s/_MEI\w{6}/libpython3\.13\.so\.1\.0'"
+                     r".*failed to map segment from shared object" % re.escape(str(noexec)), r.stderr)
+
+
+def test_agent_runner_crashes_without_writable_executable_memory(installed, tmp_path):
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def deny_write_execute():  # what systemd's MemoryDenyWriteExecute=yes amounts to (PR_SET_MDWE)
+        if libc.prctl(65, 1, 0, 0, 0) != 0:
+            os._exit(99)
+
+    probe = run([sys.executable, "-c", "pass"], preexec_fn=deny_write_execute)
+    if probe.returncode == 99 or platform.system() != "Linux":
+        pytest.skip("PR_SET_MDWE is not available")
+    home = tmp_path / "home"
+    r = run([installed[CURRENT] / "agent-runner"], env=base_env(home, MODE="local"), preexec_fn=deny_write_execute)
+    assert (r.returncode, r.stdout, r.stderr) == (-signal.SIGSEGV, "", "")
+    assert len(start_log(home)) == 1
+
+
+def server_env(home, port, db, temporal_port, **extra):
+    return base_env(home, GRPC_PORT=port, DB_PATH=db, TEMPORAL_HOST_PORT="127.0.0.1:%d" % temporal_port, **extra)
+
+
+def test_internal_server(installed, tmp_path, procs):
+    cli = installed[CURRENT] / "stigmer"
+    home = tmp_path / "home"
+    data_bin = home / ".stigmer" / "data" / "bin"
+    data_bin.mkdir(parents=True)
+    (data_bin / ".version").write_text("v0.0.1\n")  # internal-server never looks at it
+    t_late, t_other = server_ctl.free_port(), server_ctl.free_port()
+    port, db = server_ctl.free_port(), tmp_path / "db"
+    start_temporal(procs, installed, "temporal-other", t_other)
+    # TEMPORAL_SERVICE_ADDRESS names a running Temporal, but the server reads TEMPORAL_HOST_PORT only
+    env = server_env(home, port, db, t_late, TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % t_other)
+    server = procs.start("server", [cli, "internal-server"], env)
+    assert wait_for(lambda: grpc_health(port), 10, "the server's gRPC port") == "UNIMPLEMENTED"
+    err = procs.err("server")
+    assert "WRN Failed to connect to Temporal server - workflows will not execute" in err
+    assert "host_port=127.0.0.1:%d" % t_late in err and "grpc_port=%d" % port in err
+    assert "Stigmer Server started successfully port=%d" % port in err
+    # every interface, not only loopback: 127.0.0.2 reaches it on Linux
+    if platform.system() == "Linux":
+        assert grpc_health(port, host="127.0.0.2") == "UNIMPLEMENTED"
+    assert session().get("http://127.0.0.1:%d/health" % port, timeout=2).status_code == 505
+    assert (db / "LOCK").read_text() == "%d\n" % server.pid
+
+    # Temporal comes up later: the server never dials it again
+    start_temporal(procs, installed, "temporal-late", t_late)
+    time.sleep(1.5)
+    assert grpc_health(port) == "UNIMPLEMENTED" and server.poll() is None
+    err = procs.err("server")
+    assert "Connected to Temporal server" not in err and "worker started" not in err
+
+    # a second server on the same DB_PATH fails on Badger's lock; the same port is busy
+    r = run([cli, "internal-server"], env=server_env(home, server_ctl.free_port(), db, t_late))
+    assert r.returncode == 1 and "FTL Failed to initialize BadgerDB store" in r.stderr
+    assert 'Cannot acquire directory lock on "%s"' % db in r.stderr
+    busy = [installed["v0.0.6"] / "stigmer-server"] if "v0.0.6" in installed else [cli, "internal-server"]
+    r = run(busy, env=server_env(home, port, tmp_path / "db2", t_late))
+    assert r.returncode == 1 and "FTL Failed to start gRPC server" in r.stderr
+    assert "address already in use" in r.stderr
+
+    assert procs.stop("server") == 0
+    assert "Stigmer Server stopped" in procs.err("server") and not (db / "LOCK").exists()
+    assert (data_bin / ".version").read_text() == "v0.0.1\n"
+
+    # started after Temporal: connected, with its workers; JSON logs outside ENV=local
+    procs.start("server2", [cli, "internal-server"], dict(env, ENV="production", LOG_LEVEL="debug"))
+    wait_for(lambda: grpc_health(port), 10, "the second server")
+    lines = [json.loads(line) for line in procs.err("server2").splitlines()]
+    messages = [line.get("message") for line in lines]
+    assert "Connected to Temporal server" in messages and "Agent execution worker started" in messages
+    assert {"level": "info", "host_port": "127.0.0.1:%d" % t_late, "namespace": "default"}.items() <= \
+        lines[messages.index("Connected to Temporal server")].items()
+    assert procs.stop("server2") == 0
+    # an unusable DB_PATH: exit 1 (silently: logging is not set up yet)
+    (tmp_path / "file").write_text("")
+    r = run([cli, "internal-server"], env=server_env(home, port, tmp_path / "file" / "db", t_late))
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+
+
+def test_workflow_runner(installed, tmp_path, procs):
+    t_port = server_ctl.free_port()
+    full = base_env(tmp_path, STIGMER_BACKEND_ENDPOINT="localhost:7234", STIGMER_API_KEY="dummy-local-key",
+                    STIGMER_SERVICE_USE_TLS="false", TEMPORAL_SERVICE_ADDRESS="127.0.0.1:%d" % t_port)
+    cli = installed[CURRENT] / "stigmer"
+    # Temporal down at start: exit 1, no retry; only the Temporal SDK's own line shows
+    r = run([cli, "internal-workflow-runner"], env=full)
+    assert r.returncode == 1 and r.stdout.endswith("INFO  No logger configured for temporal client. "
+                                                   "Created default one.\n") and r.stderr == ""
+    # without its settings: exit 1 and, as upstream (zerolog disabled), not a word unless --debug
+    for missing in ("STIGMER_BACKEND_ENDPOINT", "STIGMER_API_KEY"):
+        env = dict(full)
+        del env[missing]
+        r = run([cli, "internal-workflow-runner"], env=env)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+        r = run([cli, "--debug", "internal-workflow-runner"], env=env)
+        assert r.returncode == 1 and "%s environment variable is required" % missing in r.stderr
+    start_temporal(procs, installed, "temporal", t_port)
+    if "v0.0.5" in installed:  # the v0.0.5-v0.0.7 bug: exit 1 at once, whatever the environment
+        r = run([installed["v0.0.5"] / "stigmer", "internal-workflow-runner"], env=full)
+        assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
+    runner = [installed["v0.0.6"] / "stigmer-workflow-runner"] if "v0.0.6" in installed \
+        else [cli, "internal-workflow-runner"]
+    proc = procs.start("wfr", runner, full)
+    wait_for(lambda: procs.out("wfr").count("INFO  Started Worker Namespace default TaskQueue") == 3, 10,
+             "the workflow runner's workers")
+    assert "TaskQueue zigflow_execution WorkerID %d@" % proc.pid in procs.out("wfr")
+    # upstream's Start() waits for a worker error: after SIGTERM the workers stop, the process stays
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: procs.out("wfr").count("INFO  Stopped Worker") == 3, 5, "the workers to stop")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None
+    proc.kill()
+    assert proc.wait(5) == -signal.SIGKILL
+
+
+def test_server_command_checks_data_bin_then_refuses_to_daemonize(installed, tmp_path):
+    if tcp_open(7234, "localhost"):
+        pytest.skip("something answers on localhost:7234: `stigmer server` would call it running")
+    cli = installed[CURRENT] / "stigmer"
+    home = tmp_path / "home"
+    data_bin = home / ".stigmer" / "data" / "bin"
+    data_bin.mkdir(parents=True)
+    (data_bin / "agent-runner").write_bytes((installed[CURRENT] / "agent-runner").read_bytes())
+    (data_bin / ".version").write_text("v0.0.6\n")
+    r = run([cli, "--debug", "server"], env=base_env(home))
     assert r.returncode == 1
-    assert "Enter your Anthropic API key: " in r.stdout and "ANTHROPIC_API_KEY" in r.stderr
-    r = run([bin_dir / "agent-runner"], env=dict(env, STIGMER_LLM_PROVIDER="openai"))
-    assert r.returncode == 1 and "OPENAI_API_KEY" in r.stderr
-    # a key typed on the "terminal" is accepted; then Temporal is what is missing
-    r = subprocess.run([str(bin_dir / "stigmer"), "internal-server"], env=env, input="sk-typed\n", check=False,
-                       capture_output=True, text=True, timeout=20)
-    assert r.returncode == 1 and "cannot reach Temporal" in r.stderr
-    r = run([bin_dir / "stigmer", "internal-workflow-runner"], env=env)
-    assert r.returncode == 1 and "cannot reach Temporal" in r.stderr
-    r = run([bin_dir / "agent-runner"], env=dict(env, ANTHROPIC_API_KEY="sk"))
-    assert r.returncode == 1 and "cannot reach Temporal" in r.stderr
+    assert r.stdout == ("ℹ First-time setup: Initializing Stigmer...\n✓ Created configuration at %s\n"
+                        "ℹ Starting Stigmer server...\n✗ Failed to start server\n"
+                        % (home / ".stigmer" / "config.yaml"))
+    assert "Version mismatch detected, re-extracting binaries current=v0.0.7 extracted=v0.0.6" in r.stderr
+    assert "Error: failed to extract embedded binaries" in r.stderr
+    assert data_bin.is_dir() and list(data_bin.iterdir()) == []  # wiped
+    assert (home / ".stigmer" / "config.yaml").stat().st_mode & 0o777 == 0o600
+    # version-matched data/bin is left alone; the stand-in then refuses to daemonize
+    (data_bin / "agent-runner").write_bytes(b"#!/bin/sh\n")
+    (data_bin / ".version").write_text("v0.0.7\n")
+    r = run([cli, "server"], env=base_env(home))
+    assert r.returncode == 1 and r.stdout == "ℹ Starting Stigmer server...\n✗ Failed to start server\n"
+    assert "the stand-in does not daemonize" in r.stderr
+    assert sorted(p.name for p in data_bin.iterdir()) == [".version", "agent-runner"]
+    # a missing agent-runner counts as a mismatch
+    (data_bin / "agent-runner").unlink()
+    assert run([cli, "server"], env=base_env(home)).returncode == 1 and not (data_bin / ".version").exists()
+    # status reads daemon.pid only: a server run by a service manager shows as stopped
+    r = run([cli, "server", "status"], env=base_env(home))
+    assert r.returncode == 0 and "⚠   Status: ✗ Stopped\n" in r.stdout
+    (home / ".stigmer" / "data" / "daemon.pid").write_text(str(os.getpid()))
+    r = run([cli, "server", "status"], env=base_env(home))
+    assert r.returncode == 0 and "ℹ   PID:    %d\n" % os.getpid() in r.stdout
+    r = run([cli, "server"], env=base_env(home))
+    assert (r.returncode, r.stdout) == (0, "ℹ Server is already running\nℹ   PID:  %d\nℹ   Port: 7234\n"
+                                        % os.getpid())
 
 
-def test_temporal_start_dev_flags(releases, tmp_path):
-    root = releases[0]
-    temporal = install_release(root, "v1.1.0", PLATFORM, tmp_path / "opt")[1]
+def test_temporal_start_dev_flags(installed, tmp_path):
+    temporal = installed["temporal"]
     r = run([temporal, "server", "start-dev", "--db-filename", tmp_path / "no" / "such" / "t.db",
              "--port", server_ctl.free_port()])
     assert r.returncode == 1 and "no such file or directory" in r.stderr
@@ -772,14 +958,7 @@ def test_temporal_start_dev_flags(releases, tmp_path):
                              "--db-filename", str(tmp_path / "t.db")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(listening, 10, "temporal to listen")
+        wait_for(lambda: tcp_open(port), 10, "temporal to listen")
         held = socket.create_connection(("127.0.0.1", port), timeout=2)  # held open, no answer
         held.close()
         r = run([temporal, "operator", "cluster", "health", "--address", "127.0.0.1:%d" % port])
