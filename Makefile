@@ -1,6 +1,7 @@
 # Two entry points (see README.md):
 #   make demo  - provision a local fleet of systemd containers from the local release server
-#   make test  - every gate CI runs: lint, sanity, unit, integration and Molecule scenarios
+#   make test  - every gate CI runs: lint, sanity, unit, Galaxy import, docs site, integration
+#                and Molecule scenarios
 SHELL := /bin/bash
 PYTHON ?= python3
 BUILD := $(CURDIR)/build
@@ -16,12 +17,15 @@ export STIGMER_TEST_RELEASES := $(RELEASES)
 export STIGMER_TEST_SERVER_PORT := $(SERVER_PORT)
 export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 
+# Galaxy: importer, changelog and docs lints, tarball contents, the documentation site.
+include mk/galaxy.mk
+
 .PHONY: demo demo-down test deps images collection-link releases server-start server-stop bench \
         lint sanity unit integration molecule
 
 # The stand-in releases are rebuilt from the working tree under the same tags. The demo's
 # controller cache rightly trusts what it verified before, so it starts afresh when they change.
-demo: deps images releases server-start
+demo: deps images collection-link releases server-start
 	@cmp -s $(RELEASES)/releases.json $(BUILD)/cache/releases.json || \
 	    { rm -rf $(BUILD)/cache && mkdir -p $(BUILD)/cache && cp $(RELEASES)/releases.json $(BUILD)/cache/; }
 	tests/env/fleet.sh up $(BUILD)/demo/inventory.yml
@@ -33,7 +37,7 @@ demo: deps images releases server-start
 demo-down: server-stop
 	tests/env/fleet.sh down
 
-test: deps images lint sanity unit integration molecule
+test: deps images lint sanity unit galaxy-check docs integration molecule
 
 deps:
 	tests/env/setup-host.sh

@@ -7,6 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: stigmer_artifact
 short_description: Download one release artifact and verify its SHA256
+version_added: 0.1.0
 description:
   - Makes C(<dest>/<name>) a verified copy of the artifact at O(url), next to a record
     C(<dest>/<name>.sha256) in C(sha256sum) format.

@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: stigmer_launchd
 short_description: Manage a macOS LaunchDaemon in the system domain with modern launchctl verbs
-version_added: "1.0.0"
+version_added: 0.1.0
 description:
   - Writes C(/Library/LaunchDaemons/<label>.plist) from options, owned by C(root:wheel) with
     mode 0644 (launchd refuses group- or world-writable plists), and bootstraps it into the
