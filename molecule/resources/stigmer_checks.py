@@ -1,5 +1,11 @@
-"""Checks shared by the Molecule scenarios' testinfra tests."""
+"""Checks shared by the Molecule scenarios' testinfra tests.
+
+The stand-ins behave like upstream's binaries (docs/runtime-facts.md): the v0.0.x CLI prints
+no version, the agent-runner ignores argv (running it starts a worker), and only newer
+servers have the gRPC health service. So nothing here runs a binary to learn its version.
+"""
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -7,10 +13,14 @@ import re
 UNITS = ('stigmer-temporal', 'stigmer-server', 'stigmer-workflow-runner', 'stigmer-agent-runner')
 HOME = '/var/lib/stigmer'
 DATA_BIN = HOME + '/.stigmer/data/bin'
+START_LOG = HOME + '/.stigmer/data/logs/standin-starts.log'
+READY_LINE = 'Worker ready, polling for tasks'
+GRPC_HEALTH = pathlib.Path(__file__).resolve().parents[2] / 'plugins' / 'module_utils' / 'grpc_health.py'
 
 
-def cli_version(host):
-    return host.check_output('/usr/local/bin/stigmer --version')
+def installed_tag(host):
+    """The tag `current` points at (the install record, not what a binary prints)."""
+    return host.check_output('readlink /opt/stigmer/current').rsplit('/', 1)[-1]
 
 
 def sha256_on_host(host, path):
@@ -32,10 +42,45 @@ def security_score(host, unit):
     return float(match.group(1))
 
 
-def health(host):
-    """The stand-in server's own view over gRPC (stigmer server status): status, version, runners."""
-    import json
-    return json.loads(host.run('stigmer server status').stdout)
+def health(host, address='127.0.0.1', port=7234):
+    """grpc.health.v1.Health/Check asked on the host with the collection's own client:
+    {'grpc': bool, 'status': 'SERVING'|...|None (no health service), 'msg': str}."""
+    script = GRPC_HEALTH.read_text() + '''
+import json
+try:
+    answer = health_check(%r, %d)
+    answer['grpc'] = True
+except GrpcError as exc:
+    answer = {'grpc': False, 'status': None, 'msg': str(exc)}
+print(json.dumps(answer))
+''' % (address, port)
+    out = host.run("python3 - <<'STIGMER_EOF'\n%s\nSTIGMER_EOF" % script)
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def main_pid(host, unit):
+    pid = host.check_output('systemctl show -p MainPID --value %s.service' % unit)
+    assert pid != '0', unit
+    return pid
+
+
+def process_environment(host, unit):
+    """The environment the unit's main process really has, read as root from /proc."""
+    raw = host.check_output("tr '\\0' '\\n' < /proc/%s/environ" % main_pid(host, unit))
+    return dict(line.split('=', 1) for line in raw.splitlines() if '=' in line)
+
+
+def current_start_log(host, unit):
+    """What the unit logged since its current start."""
+    invocation = host.check_output('systemctl show -p InvocationID --value %s.service' % unit)
+    return host.run('journalctl --no-pager -a -o cat _SYSTEMD_INVOCATION_ID=%s' % invocation).stdout
+
+
+def agent_runner_starts(host):
+    """Every start the stand-in agent-runner recorded: pid, uid, ppid, parent."""
+    lines = host.run('cat %s' % START_LOG).stdout.splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def started_count(host, unit):

@@ -11,6 +11,10 @@ the response's DATA frames. Response headers are never decoded (that would
 need HPACK's Huffman table); the call's outcome is the response message, which
 is all the health protocol needs.
 
+probe() is the health gate's policy on top of the call: any gRPC answer means
+the server is up (the v0.0.5-v0.0.7 server registers no health service and
+answers UNIMPLEMENTED), but a health answer other than SERVING means not yet.
+
 Standard library only: this runs on managed hosts.
 """
 
@@ -158,13 +162,18 @@ def request_bytes(authority, method, request, timeout):
             + frame(DATA, END_STREAM, STREAM, grpc_message(request)))
 
 
+def address(host, port):
+    """host:port as a URL authority (IPv6 literals bracketed)."""
+    return ('[%s]:%s' if ':' in host else '%s:%s') % (host, port)
+
+
 def call(host, port, method, request=b'', timeout=5.0, connect=socket.create_connection):
     """One unary gRPC call over cleartext HTTP/2; returns the response messages (maybe none).
 
     No message means the server ended the call with an error status in its
     trailers (for the health service: unimplemented, or an unknown service).
     """
-    where = ('[%s]:%s' if ':' in host else '%s:%s') % (host, port)
+    where = address(host, port)
     deadline = time.monotonic() + timeout
     try:
         sock = connect((host, port), timeout)
@@ -220,3 +229,27 @@ def health_check(host, port, service='', timeout=5.0, connect=socket.create_conn
         return {'status': None, 'msg': msg % (host, port, label)}
     status = decode_health_response(answer[0])
     return {'status': status, 'msg': '%s:%s reports %s for %s' % (host, port, status, label)}
+
+
+def judge(answer, require_status):
+    """Whether a health_check() answer counts as up: SERVING, or (unless required) no health service."""
+    return answer['status'] == 'SERVING' or (answer['status'] is None and not require_status)
+
+
+def probe(host, port, service='', timeout=5.0, require_status=False, connect=socket.create_connection):
+    """One health_check() judged for the gate: {'grpc', 'status', 'healthy', 'msg'}; never raises GrpcError."""
+    try:
+        answer = health_check(host, port, service, timeout, connect)
+    except GrpcError as exc:
+        return {'grpc': False, 'status': None, 'healthy': False,
+                'msg': 'server did not answer gRPC on %s: %s' % (address(host, port), exc)}
+    healthy = judge(answer, require_status)
+    if healthy and answer['status'] is None:
+        msg = '%s, which counts as up' % answer['msg']
+    elif healthy:
+        msg = answer['msg']
+    elif answer['status'] is None:
+        msg = 'server is not healthy: %s, and require_status is true' % answer['msg']
+    else:
+        msg = 'server is not serving yet: %s' % answer['msg']
+    return {'grpc': True, 'status': answer['status'], 'healthy': healthy, 'msg': msg}

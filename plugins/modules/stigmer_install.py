@@ -7,7 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: stigmer_install
 short_description: Install one version of a release into its own directory and switch a link to it
-version_added: "1.0.0"
+version_added: 0.1.0
 description:
   - Builds C(<root>/<version>/bin/) from verified artifacts that are already on the managed host,
     writes extra files such as C(share/agent-runner.version), records everything in

@@ -7,6 +7,7 @@ DOCUMENTATION = r'''
 ---
 module: stigmer_release
 short_description: Resolve a Stigmer version to a release tag and its asset list
+version_added: 0.1.0
 description:
   - Resolves O(version) (V(latest) or a pinned V(1.2.3) / V(v1.2.3)) of a GitHub repository to a release
     tag, and returns the release's assets with their download URLs, API URLs and SHA256 digests.

@@ -32,6 +32,14 @@ TOML
   fi
 fi
 
+# systemd's IPAddressDeny=/IPAddressAllow= (the server's network limit) is a BPF program on the
+# cgroup v2 hierarchy. A host with only cgroup v1 mounted gets the hybrid layout systemd itself
+# sets up, so the limit is enforced inside the test containers as on a real host.
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] && ! mountpoint -q /sys/fs/cgroup/unified; then
+  mkdir -p /sys/fs/cgroup/unified
+  mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup/unified 2>/dev/null || true
+fi
+
 # arm64 emulation for the mixed-architecture fleet (optional: skipped where it cannot work).
 if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true

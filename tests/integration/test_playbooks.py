@@ -1,8 +1,9 @@
 """site.yml against real systemd containers and the local release server, with faults.
 
-A baseline installs v1.0.0 (services running) on two amd64 hosts; every fault test then
-tries to move them to v1.1.0 and must fail with a message that names the cause and the fix,
-leaving v1.0.0 installed and running and no temporary file behind.
+The stand-in releases behave like upstream's v0.0.x (docs/runtime-facts.md): no version
+flag, no gRPC health service, an agent-runner that ignores argv. A baseline installs v0.0.6
+(services running) on two amd64 hosts; every fault test then tries to move them to v0.0.7 and must fail with a message that names the cause and the fix,
+leaving v0.0.6 installed and running and no temporary file behind.
 """
 import json
 import os
@@ -54,7 +55,7 @@ def fleet(tmp_path_factory):
     tag = uuid.uuid4().hex[:6]
     names = ['stigmer-it-%s-%d' % (tag, i) for i in (1, 2)]
     for name in names:
-        podman('run', '-d', '--name', name, '--hostname', name, '--systemd=always',
+        podman('run', '-d', '--name', name, '--hostname', name, '--systemd=always', '--cap-add=SYS_ADMIN,BPF,NET_ADMIN',
                '--network', 'slirp4netns:allow_host_loopback=true', '--label', 'owner=stigmer-it', IMAGE, '/sbin/init')
     for name in names:
         for _attempt in range(60):
@@ -120,12 +121,12 @@ def host_state(name):
 
 
 def assert_untouched(name, before):
-    """The host is exactly as before the run: same files, same links, same service processes, v1.0.0
+    """The host is exactly as before the run: same files, same links, same service processes, v0.0.6
     current and running, and no temporary file anywhere the role writes."""
     after = host_state(name)
     assert after == before
-    assert '/opt/stigmer/current l 777 root:root versions/v1.0.0\n' in after
-    assert host_sh(name, 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
+    assert '/opt/stigmer/current l 777 root:root versions/v0.0.6\n' in after
+    assert host_sh(name, 'stigmer --help').returncode == 0
     assert host_sh(name, 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
     leftovers = host_sh(name, "find /opt/stigmer /var/cache/stigmer /var/lib/stigmer -name '.*tmp*'").stdout
     assert leftovers == ''
@@ -140,11 +141,11 @@ def baseline(server, fleet, tmp_path_factory):
     names, inventory = fleet
     cache = tmp_path_factory.mktemp('cache')
     server_ctl.reset(server.port)
-    first = run_site(server, inventory, cache, {'stigmer_version': '1.0.0'})
+    first = run_site(server, inventory, cache, {'stigmer_version': '0.0.6'})
     assert first.returncode == 0, first.stdout[-4000:]
     downloads = server_ctl.stats(server.port)['downloads']
     server_ctl.reset(server.port)
-    second = run_site(server, inventory, cache, {'stigmer_version': '1.0.0'})
+    second = run_site(server, inventory, cache, {'stigmer_version': '0.0.6'})
     assert second.returncode == 0, second.stdout[-4000:]
     return {'downloads': downloads, 'second': second, 'second_stats': server_ctl.stats(server.port), 'cache': cache}
 
@@ -152,7 +153,7 @@ def baseline(server, fleet, tmp_path_factory):
 def test_two_hosts_of_one_platform_download_each_artifact_once(baseline):
     downloads = baseline['downloads']
     assert downloads == {name: 1 for name in downloads}
-    assert set(downloads) >= {'stigmer-v1.0.0-linux-amd64.tar.gz', 'agent-runner-v1.0.0-linux-amd64',
+    assert set(downloads) >= {'stigmer-v0.0.6-linux-amd64.tar.gz', 'agent-runner-v0.0.6-linux-amd64',
                               'temporal_cli_1.5.1_linux_amd64.tar.gz'}
 
 
@@ -163,11 +164,11 @@ def test_second_run_with_a_warm_cache_changes_nothing_and_sends_no_request(basel
 
 
 @pytest.mark.parametrize('fault, expected', [
-    ({'corrupt': ['agent-runner-v1.1.0-linux-amd64']}, 'checksum mismatch for agent-runner-v1.1.0-linux-amd64'),
-    ({'bad_checksum': ['stigmer-v1.1.0-linux-amd64.tar.gz']},
-     'the GitHub API digest of stigmer-v1.1.0-linux-amd64.tar.gz (sha256:'),
-    ({'missing': ['agent-runner-v1.1.0-linux-amd64.sha256']}, 'no checksum for agent-runner-v1.1.0-linux-amd64'),
-    ({'missing': ['agent-runner-v1.1.0-linux-amd64']}, 'has no build for linux-amd64'),
+    ({'corrupt': ['agent-runner-v0.0.7-linux-amd64']}, 'checksum mismatch for agent-runner-v0.0.7-linux-amd64'),
+    ({'bad_checksum': ['stigmer-v0.0.7-linux-amd64.tar.gz']},
+     'the GitHub API digest of stigmer-v0.0.7-linux-amd64.tar.gz (sha256:'),
+    ({'missing': ['agent-runner-v0.0.7-linux-amd64.sha256']}, 'no checksum for agent-runner-v0.0.7-linux-amd64'),
+    ({'missing': ['agent-runner-v0.0.7-linux-amd64']}, 'has no build for linux-amd64'),
 ], ids=['corrupt-download', 'wrong-checksum', 'missing-checksum-file', 'missing-asset'])
 def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fleet, tmp_path, fault, expected):
     names, inventory = fleet
@@ -175,7 +176,7 @@ def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fle
     server_ctl.reset(server.port)
     server_ctl.faults(server.port, fault)
     try:
-        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '1.1.0'}, limit=names[0])
+        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0])
     finally:
         server_ctl.reset(server.port)
     assert result.returncode != 0
@@ -187,17 +188,17 @@ def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fle
 def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
     names, inventory = fleet
     before = host_state(names[0])
-    server_ctl.faults(server.port, {'missing': ['agent-runner-v1.1.0-linux-amd64']})
+    server_ctl.faults(server.port, {'missing': ['agent-runner-v0.0.7-linux-amd64']})
     try:
         result = run_site(server, inventory, tmp_path / 'cache', {
-            'stigmer_version': '1.1.0',
+            'stigmer_version': '0.0.7',
             'stigmer_mirror_url': 'http://127.0.0.1:%d/mirror/stigmer/stigmer' % server.asset_port,
             'stigmer_temporal_mirror_url': 'http://127.0.0.1:%d/mirror/temporalio/cli' % server.asset_port,
         }, limit=names[0])
     finally:
         server_ctl.reset(server.port)
     assert result.returncode != 0
-    assert '404' in result.stdout and 'agent-runner-v1.1.0-linux-amd64' in result.stdout, result.stdout[-3000:]
+    assert '404' in result.stdout and 'agent-runner-v0.0.7-linux-amd64' in result.stdout, result.stdout[-3000:]
     assert_untouched(names[0], before)
 
 
@@ -225,7 +226,7 @@ def test_unsupported_architecture_fails_that_host_only_listing_supported_platfor
     data['all']['hosts'][names[1]] = {'ansible_python_interpreter': '/usr/local/bin/python3-i686'}
     inv.write_text(json.dumps(data))
     before = host_state(names[1])
-    result = run_site(server, inv, baseline['cache'], {'stigmer_version': '1.0.0'})
+    result = run_site(server, inv, baseline['cache'], {'stigmer_version': '0.0.6'})
     counts = recap(result.stdout)
     assert counts[names[1]]['failed'] == 1 and counts[names[0]]['failed'] == 0, result.stdout[-3000:]
     assert 'i686' in result.stdout and 'linux-amd64, linux-arm64' in result.stdout
@@ -235,7 +236,7 @@ def test_unsupported_architecture_fails_that_host_only_listing_supported_platfor
 def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, fleet, tmp_path):
     names, inventory = fleet
     server_ctl.reset(server.port)
-    result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '1.0.0'}, limit=names[0],
+    result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.6'}, limit=names[0],
                       env={'GITHUB_TOKEN': TOKEN, 'ANSIBLE_VERBOSITY': '2'})
     assert result.returncode == 0, result.stdout[-3000:]
     stats = server_ctl.stats(server.port)
@@ -247,38 +248,34 @@ def test_token_goes_to_the_api_only_and_never_into_output(baseline, server, flee
 def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, server, fleet):
     names, inventory = fleet
     before = host_state(names[0])
-    result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.1.0'}, limit=names[0],
+    result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.7'}, limit=names[0],
                       flags=['--check', '--diff'])
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result.stdout)[names[0]]['changed'] > 0
-    assert '-    version: v1.0.0\n+    version: v1.1.0' in result.stdout, result.stdout[-3000:]
+    assert '-    version: v0.0.6\n+    version: v0.0.7' in result.stdout, result.stdout[-3000:]
     assert_untouched(names[0], before)
 
 
 def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(baseline, server, fleet, tmp_path):
     names, inventory = fleet
-    # The new version never reports healthy for a health service it does not have (gRPC
-    # NOT_FOUND): the gate fails, the role switches current back and restarts v1.0.0.
+    # v0.0.7's server has no gRPC health service, like upstream's: requiring one fails the
+    # gate, and the role switches current back and restarts v0.0.6.
     result = run_site(server, inventory, baseline['cache'],
-                      {'stigmer_version': '1.1.0', 'stigmer_health_service': 'stigmer.NoSuchService',
-                       'stigmer_health_timeout': 6},
+                      {'stigmer_version': '0.0.7', 'stigmer_health_require_status': True,
+                       'stigmer_health_timeout': 8, 'stigmer_health_settle': 2},
                       limit=names[0])
     assert result.returncode != 0
-    assert 'Rolled back to v1.0.0, which is running again' in result.stdout, result.stdout[-3000:]
-    assert '--- server ---' in result.stdout
-    assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v1.0.0'
-    assert host_sh(names[0], 'stigmer --version').stdout.strip().startswith('stigmer version v1.0.0')
-    assert "no health status for service 'stigmer.NoSuchService'" in result.stdout
-    # The server's own status over gRPC: v1.0.0 serves again, with its agent-runner.
-    for _attempt in range(20):
-        status = host_sh(names[0], 'stigmer server status')
-        if status.returncode == 0:
-            break
-        time.sleep(1)
-    assert json.loads(status.stdout)['version'] == 'v1.0.0', status
-    assert [runner['version'] for runner in json.loads(status.stdout)['agent_runners']] == ['v1.0.0']
-    # The rolled-back host is consistent: asking for v1.0.0 again changes nothing.
-    retry = run_site(server, inventory, baseline['cache'], {'stigmer_version': '1.0.0'}, limit=names[0])
+    assert 'Rolled back to v0.0.6, which is running again' in result.stdout, result.stdout[-3000:]
+    assert '--- server (last log lines) ---' in result.stdout
+    assert 'gave no health status' in result.stdout
+    assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.6'
+    # Every process was started after current was switched back, so from v0.0.6.
+    switched = int(host_sh(names[0], 'stat -c %Y /opt/stigmer/current').stdout)
+    for unit in ('stigmer-server', 'stigmer-workflow-runner', 'stigmer-agent-runner'):
+        started = host_sh(names[0], 'date -d "$(ps -o lstart= -p $(systemctl show -p MainPID --value %s))" +%%s' % unit)
+        assert int(started.stdout) >= switched, (unit, started)
+    # The rolled-back host is consistent: asking for v0.0.6 again changes nothing.
+    retry = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
     assert recap(retry.stdout)[names[0]] == dict(recap(retry.stdout)[names[0]], changed=0, failed=0), retry.stdout[-3000:]
 
 
@@ -289,17 +286,17 @@ def test_user_scope_installs_into_the_connecting_users_home_without_root(baselin
     data = json.loads(Path(inventory).read_text())
     data['all']['hosts'] = {names[1]: {'ansible_user': 'alice'}}
     inv.write_text(json.dumps(data))
-    extra = {'stigmer_version': '1.1.0', 'stigmer_install_scope': 'user', 'stigmer_service_enabled': False}
+    extra = {'stigmer_version': '0.0.7', 'stigmer_install_scope': 'user', 'stigmer_service_enabled': False}
     before = host_state(names[1])
     first = run_site(server, inv, baseline['cache'], extra)
     assert first.returncode == 0, first.stdout[-3000:]
     second = run_site(server, inv, baseline['cache'], extra)
     assert recap(second.stdout)[names[1]]['changed'] == 0, second.stdout[-3000:]
     as_alice = 'runuser -u alice -- sh -c "cd ~ && %s"'
-    assert host_sh(names[1], as_alice % '.local/bin/stigmer --version').stdout.strip() == 'v1.1.0'
-    assert host_sh(names[1], as_alice % '.stigmer/data/bin/agent-runner --version').stdout.strip() == \
-        'agent-runner v1.1.0'
-    assert host_sh(names[1], 'stat -c %U /home/alice/.local/share/stigmer/versions/v1.1.0/bin/stigmer').stdout.strip() \
+    assert host_sh(names[1], as_alice % '.local/bin/stigmer --help').returncode == 0
+    assert host_sh(names[1], as_alice % 'cat .stigmer/data/bin/.version').stdout == 'v0.0.7\n'
+    assert host_sh(names[1], as_alice % 'readlink .local/share/stigmer/current').stdout.strip() == 'versions/v0.0.7'
+    assert host_sh(names[1], 'stat -c %U /home/alice/.local/share/stigmer/versions/v0.0.7/bin/stigmer').stdout.strip() \
         == 'alice'
     # The system install on the same host is untouched.
     assert_untouched(names[1], before)
@@ -312,12 +309,13 @@ def test_external_temporal_replaces_the_bundled_one(baseline, server, fleet, tmp
                                 '/opt/stigmer/temporal/current/bin/temporal server start-dev --port 7299 '
                                 '--ui-port 8299 --headless --db-filename /tmp/external-temporal.db')
     assert started.returncode == 0, started.stderr
-    extra = {'stigmer_version': '1.0.0', 'stigmer_temporal_enabled': False,
+    extra = {'stigmer_version': '0.0.6', 'stigmer_temporal_enabled': False,
              'stigmer_temporal_address': '127.0.0.1:7299'}
     result = run_site(server, inventory, baseline['cache'], extra, limit=names[1])
     assert result.returncode == 0, result.stdout[-3000:]
     assert host_sh(names[1], 'test -e /etc/systemd/system/stigmer-temporal.service').returncode != 0
-    assert "TEMPORAL_SERVICE_ADDRESS='127.0.0.1:7299'" in host_sh(names[1], 'cat /etc/stigmer/stigmer.env').stdout
+    assert "TEMPORAL_HOST_PORT='127.0.0.1:7299'" in host_sh(names[1], 'cat /etc/stigmer/server.env').stdout
+    assert "TEMPORAL_SERVICE_ADDRESS='127.0.0.1:7299'" in host_sh(names[1], 'cat /etc/stigmer/agent-runner.env').stdout
     assert host_sh(names[1], 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == ['active'] * 2
     again = run_site(server, inventory, baseline['cache'], extra, limit=names[1])
     assert recap(again.stdout)[names[1]]['changed'] == 0, again.stdout[-3000:]
@@ -327,8 +325,70 @@ def test_malformed_api_key_fails_up_front_with_a_visible_reason(baseline, server
     names, inventory = fleet
     before = host_state(names[0])
     result = run_site(server, inventory, baseline['cache'],
-                      {'stigmer_version': '1.1.0', 'stigmer_anthropic_api_key': "sk-x'; rm -rf /"}, limit=names[0])
+                      {'stigmer_version': '0.0.7', 'stigmer_anthropic_api_key': "sk-x'; rm -rf /"}, limit=names[0])
     assert result.returncode != 0
     assert 'An API key contains a quote' in result.stdout, result.stdout[-3000:]
     assert "rm -rf" not in result.stdout + result.stderr
     assert_untouched(names[0], before)
+
+
+def test_latest_skips_releases_without_the_cli_and_says_so(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    before = host_state(names[0])
+    # GitHub's newest releases carry no CLI or agent-runner (as upstream's v3.x): latest is the
+    # newest one that does, and the run names what it skipped.
+    result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': 'latest'}, limit=names[0],
+                      flags=['--check', '--diff'])
+    assert result.returncode == 0, result.stdout[-3000:]
+    output = result.stdout + result.stderr
+    assert 'v3.27.2' in output and 'v3.27.1' in output, output[-3000:]
+    assert '+    version: v0.1.0' in result.stdout, result.stdout[-3000:]
+    assert 'it offers .' not in output
+    assert_untouched(names[0], before)
+
+
+def test_a_server_started_without_temporal_is_caught_and_restarted_by_the_gate(baseline, server, fleet):
+    names, inventory = fleet
+    # As if started by hand or by an older unit: the server comes up while Temporal is down,
+    # serves gRPC without its workers and would never reconnect.
+    drop_in = '/etc/systemd/system/stigmer-server.service.d/no-wait.conf'
+    setup = host_sh(names[0], 'mkdir -p %s && printf "[Service]\\nExecStartPre=\\n" > %s && systemctl daemon-reload'
+                              ' && systemctl stop stigmer-temporal'
+                              ' && systemctl start --job-mode=ignore-requirements stigmer-server'
+                              ' && sleep 2 && systemctl start stigmer.target' % (drop_in.rsplit('/', 1)[0], drop_in))
+    try:
+        assert setup.returncode == 0, setup.stderr
+        stale = host_sh(names[0], 'journalctl --no-pager -a -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p '
+                                  'InvocationID --value stigmer-server)').stdout
+        assert 'Failed to connect to Temporal server' in stale, stale
+        result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert recap(result.stdout)[names[0]]['changed'] == 1, result.stdout[-3000:]
+        fresh = host_sh(names[0], 'journalctl --no-pager -a -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p '
+                                  'InvocationID --value stigmer-server)').stdout
+        assert 'Failed to connect to Temporal server' not in fresh and 'Connected to Temporal server' in fresh, fresh
+    finally:
+        host_sh(names[0], 'rm -rf %s && systemctl daemon-reload' % drop_in.rsplit('/', 1)[0])
+
+
+def test_a_crash_looping_component_fails_the_run_with_its_log_until_switched_off(baseline, server, fleet):
+    names, inventory = fleet
+    # v0.0.5's workflow-runner exits 1 at once, as upstream's v0.0.5 to v0.0.7 do.
+    extra = {'stigmer_version': '0.0.5', 'stigmer_health_timeout': 60, 'stigmer_health_settle': 5}
+    looping = run_site(server, inventory, baseline['cache'], extra, limit=names[0])
+    assert looping.returncode != 0
+    assert 'workflow-runner' in looping.stdout and 'crash loop' in looping.stdout, looping.stdout[-3000:]
+    assert '--- workflow-runner (last log lines) ---' in looping.stdout
+    assert 'Rolled back to v0.0.6, which is running again' in looping.stdout
+    assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.6'
+    try:
+        off = run_site(server, inventory, baseline['cache'], dict(extra, stigmer_workflow_runner_enabled=False),
+                       limit=names[0])
+        assert off.returncode == 0, off.stdout[-3000:]
+        assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.5'
+        assert host_sh(names[0], 'test -e /etc/systemd/system/stigmer-workflow-runner.service').returncode != 0
+        assert host_sh(names[0], 'systemctl is-active stigmer-server stigmer-agent-runner').stdout.split() == \
+            ['active'] * 2
+    finally:
+        restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
+        assert restored.returncode == 0, restored.stdout[-3000:]

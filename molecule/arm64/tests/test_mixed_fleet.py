@@ -8,12 +8,12 @@ import stigmer_checks as checks  # noqa: E402
 
 def test_each_host_runs_the_build_for_its_own_architecture(host):
     arch = {'aarch64': 'arm64', 'x86_64': 'amd64'}[host.check_output('uname -m')]
-    expected = checks.controller_artifact('agent-runner-v1.1.0-linux-%s' % arch)
+    expected = checks.controller_artifact('agent-runner-v0.1.0-linux-%s' % arch)
     assert checks.sha256_on_host(host, checks.DATA_BIN + '/agent-runner') == expected
-    assert checks.cli_version(host) == 'v1.1.0'
+    assert host.check_output('/usr/local/bin/stigmer --version') == '0.1.0'
 
 
-def test_failed_pin_left_the_host_on_v1_1_0_and_running(host):
-    assert host.file('/opt/stigmer/current').linked_to == '/opt/stigmer/versions/v1.1.0'
-    assert not host.file('/opt/stigmer/versions/v1.0.0').exists
+def test_failed_pin_left_the_host_on_v0_1_0_and_running(host):
+    assert host.file('/opt/stigmer/current').linked_to == '/opt/stigmer/versions/v0.1.0'
+    assert not host.file('/opt/stigmer/versions/v0.0.6').exists
     assert checks.health(host)['status'] == 'SERVING'

@@ -465,3 +465,77 @@ def test_deadline_covers_the_whole_call(monkeypatch):
         g.health_check('127.0.0.1', 7234, timeout=3, connect=Connect(sock))
     assert len(sock.script) > 40
     assert sock.timeouts == sorted(sock.timeouts, reverse=True) and sock.timeouts[-1] > 0
+
+
+# ---------------------------------------------------------------- the gate's probe policy
+
+@pytest.mark.parametrize('host, port, expected', [
+    ('127.0.0.1', 7234, '127.0.0.1:7234'),
+    ('localhost', 1, 'localhost:1'),
+    ('::1', 7234, '[::1]:7234'),
+])
+def test_address(host, port, expected):
+    assert g.address(host, port) == expected
+
+
+@pytest.mark.parametrize('status, require_status, healthy', [
+    ('SERVING', True, True),
+    ('SERVING', False, True),
+    ('NOT_SERVING', True, False),
+    ('NOT_SERVING', False, False),
+    ('SERVICE_UNKNOWN', True, False),
+    ('SERVICE_UNKNOWN', False, False),
+    ('UNKNOWN', True, False),
+    ('UNKNOWN', False, False),
+    (None, True, False),
+    (None, False, True),
+])
+def test_judge(status, require_status, healthy):
+    assert g.judge({'status': status, 'msg': 'x'}, require_status) is healthy
+
+
+TRAILERS_ONLY = g.frame(HEADERS, END_HEADERS | END_STREAM, 1,
+                        g.hpack_literal(':status', '200') + g.hpack_literal('grpc-status', '12'))
+
+
+def probe(script, require_status=False, service=''):
+    return g.probe(WHERE[0], WHERE[1], service, 5.0, require_status, connect=Connect(FakeSocket(script)))
+
+
+def test_probe_without_a_health_service_is_up_unless_required():
+    assert probe([SERVER_SETTINGS + TRAILERS_ONLY]) == {
+        'grpc': True, 'status': None, 'healthy': True,
+        'msg': '127.0.0.1:7234 speaks gRPC but gave no health status for the server '
+               '(no grpc.health.v1 service there), which counts as up'}
+    assert probe([SERVER_SETTINGS + TRAILERS_ONLY], require_status=True) == {
+        'grpc': True, 'status': None, 'healthy': False,
+        'msg': 'server is not healthy: 127.0.0.1:7234 speaks gRPC but gave no health status for the server '
+               '(no grpc.health.v1 service there), and require_status is true'}
+
+
+@pytest.mark.parametrize('payload, status', [(b'\x08\x02', 'NOT_SERVING'), (b'\x08\x03', 'SERVICE_UNKNOWN'),
+                                             (b'', 'UNKNOWN')])
+@pytest.mark.parametrize('require_status', [False, True])
+def test_probe_health_answer_other_than_serving_is_not_yet(payload, status, require_status):
+    assert probe([SERVER_SETTINGS + answer(payload)], require_status) == {
+        'grpc': True, 'status': status, 'healthy': False,
+        'msg': 'server is not serving yet: 127.0.0.1:7234 reports %s for the server' % status}
+
+
+def test_probe_serving():
+    assert probe([SERVER_SETTINGS + answer(b'\x08\x01')], True, 'stigmer') == {
+        'grpc': True, 'status': 'SERVING', 'healthy': True,
+        'msg': "127.0.0.1:7234 reports SERVING for service 'stigmer'"}
+
+
+def test_probe_nothing_listening_is_reported_not_raised():
+    result = g.probe('127.0.0.1', 7234, connect=Connect(error=ConnectionRefusedError(111, 'Connection refused')))
+    assert result == {'grpc': False, 'status': None, 'healthy': False,
+                      'msg': 'server did not answer gRPC on 127.0.0.1:7234: '
+                             'cannot connect to 127.0.0.1:7234: Connection refused'}
+
+
+def test_probe_http1_server_is_not_grpc():
+    result = probe([b'HTTP/1.1 400 Bad Request\r\n\r\n'])
+    assert result['grpc'] is False and result['healthy'] is False
+    assert result['msg'].startswith('server did not answer gRPC on 127.0.0.1:7234: 127.0.0.1:7234 does not speak gRPC')
