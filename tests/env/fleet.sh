@@ -8,8 +8,7 @@ native=$(dpkg --print-architecture)
 
 run_host() {  # name arch
   podman rm -f "$1" >/dev/null 2>&1 || true
-  # SYS_ADMIN and BPF let systemd in the container enforce IPAddressDeny= as on a real host.
-  podman run -d --name "$1" --hostname "$1" --arch "$2" --systemd=always --cap-add=SYS_ADMIN,BPF,NET_ADMIN \
+  podman run -d --name "$1" --hostname "$1" --arch "$2" --systemd=always \
     --network slirp4netns:allow_host_loopback=true --label owner=stigmer-demo \
     "localhost/stigmer-test-debian:bookworm-$2" /sbin/init >/dev/null
 }
