@@ -5,7 +5,9 @@
 
 GNU tar is absent on stock macOS, and tar.extractall trusts the archive;
 here every member is checked before a single byte is written, and only
-regular files are written, by basename, into one directory.
+regular files are written, by basename, into one directory. The number of
+members and the bytes they expand to are bounded, so a small archive cannot
+fill the disk or exhaust memory.
 """
 
 import os
@@ -14,6 +16,10 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+
+# Release tarballs hold a handful of executables of some 100 MB together.
+MAX_MEMBERS = 10000
+MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
 
 
 class UnsafeArchiveError(Exception):
@@ -33,15 +39,20 @@ def _member_path(member):
     return path
 
 
-def safe_members(tar):
+def safe_members(tar, max_members=MAX_MEMBERS, max_total_bytes=MAX_TOTAL_BYTES):
     """Validate every member of an open TarFile; return its regular files.
 
     Links of any kind, devices, FIFOs and unknown types are refused rather
-    than judged: a release executable never needs them.
+    than judged: a release executable never needs them. Headers are read one
+    at a time, so an archive past ``max_members`` is refused before all of
+    them are in memory; regular files may hold ``max_total_bytes`` together.
     """
     regular = []
     seen = set()
-    for member in tar.getmembers():
+    total = 0
+    for count, member in enumerate(tar, 1):
+        if count > max_members:
+            raise UnsafeArchiveError('archive has more than %d members' % max_members)
         path = _member_path(member)
         if member.issym():
             raise UnsafeArchiveError('archive member %r is a symbolic link to %r' % (member.name, member.linkname))
@@ -59,6 +70,9 @@ def safe_members(tar):
         if path in seen:
             raise UnsafeArchiveError('archive member %r appears more than once' % (member.name,))
         seen.add(path)
+        total += member.size
+        if total > max_total_bytes:
+            raise UnsafeArchiveError('archive expands to more than %d bytes' % max_total_bytes)
         regular.append(member)
     return regular
 
@@ -115,13 +129,16 @@ def _remove(path):
         pass
 
 
-def extract_executables(tar_path, dest_dir, names=None, mode=0o755):
+def extract_executables(tar_path, dest_dir, names=None, mode=0o755, max_members=MAX_MEMBERS,
+                        max_total_bytes=MAX_TOTAL_BYTES):
     """Install executables from a .tar.gz into dest_dir; return their sorted basenames.
 
     names=None installs every regular file at the archive's top level;
     otherwise exactly the named files (a bare name may sit in a
     subdirectory). All members are validated before anything is written,
     and the files replace their targets only once all were written.
+    More than ``max_members`` members, or regular files of more than
+    ``max_total_bytes`` together, make the archive unsafe.
     """
     if names is not None and isinstance(names, str):
         names = [names]
@@ -134,7 +151,7 @@ def extract_executables(tar_path, dest_dir, names=None, mode=0o755):
     try:
         with tar:
             try:
-                members = safe_members(tar)
+                members = safe_members(tar, max_members, max_total_bytes)
             except (tarfile.TarError, zlib.error, EOFError) as exc:
                 raise UnsafeArchiveError('%s is corrupt: %s' % (tar_path, exc))
             chosen = _select(members, names, tar_path)

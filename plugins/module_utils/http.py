@@ -11,16 +11,25 @@ Redirects are followed here rather than by urllib: a GitHub download answers
 302 to a signed URL on another host, and the ``Authorization`` header must not
 travel there (the asset host rejects it, and a token must never leave the
 origin it was meant for). So every hop recomputes its auth headers against the
-origin of the URL the caller asked for.
+origin of the URL the caller asked for, and a hop from https to http is refused.
+
+Every request can carry an absolute deadline and a byte ceiling, and Retry
+repeats the transient failures (with bounded, jittered backoff) of whole
+requests, so one 502 or a slow drip cannot fail or stall a play.
 """
 
+import base64
 import datetime
 import http.client
+import ipaddress
+import random
+import re
 import socket
 import ssl
+import time
 import urllib.error
 
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from ansible.module_utils.urls import open_url
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
@@ -43,13 +52,27 @@ DEFAULT_CHUNK_SIZE = 64 * 1024
 
 _DEFAULT_PORTS = {'http': 80, 'https': 443}
 
+# Retried: the server or the path may recover within seconds.
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+DEFAULT_ATTEMPTS = 4
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+# A Retry-After longer than this is a quota reset, not a hiccup: fail with advice.
+MAX_RETRY_AFTER = 60
+
+_USERINFO_RE = re.compile(r'(?<=//)[^/@\s]*@')
+
 
 class FetchError(Exception):
-    """Base class of every failure raised by fetch(); ``url`` is where it happened."""
+    """Base class of every failure raised by fetch(); ``url`` is where it happened.
+
+    ``attempts`` is how many times Retry sent the request (1 without Retry).
+    """
 
     def __init__(self, message, url=None):
         super(FetchError, self).__init__(message)
         self.url = url
+        self.attempts = 1
 
 
 class HttpError(FetchError):
@@ -103,6 +126,17 @@ class ResponseTooLarge(FetchError):
             'answer from %s is larger than %d bytes' % (redact_url(url), limit), url=url)
 
 
+class InsecureTransportError(FetchError):
+    """Plain http where a secret or unverified bytes could travel in clear."""
+
+
+class DeadlineExceeded(FetchError):
+    def __init__(self, url, received):
+        self.received = received
+        super(DeadlineExceeded, self).__init__(
+            'the deadline passed while reading from %s (after %d bytes)' % (redact_url(url), received), url=url)
+
+
 def redact_url(url):
     """URL fit for messages: no user:password and no query string.
 
@@ -119,12 +153,82 @@ def redact_url(url):
     return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
 
 
-def scrub(text, token):
-    """Remove the token from any text that might reach a message."""
-    text = '%s' % (text,)
-    if token:
-        text = text.replace(token, '********')
+def scrub(text, *secrets):
+    """Text fit for a message: no secret (as is or escaped) and no user:password@ in URLs."""
+    text = _USERINFO_RE.sub('', '%s' % (text,))
+    for secret in secrets:
+        if not secret:
+            continue
+        # http.client and repr() show control characters escaped.
+        for form in set((secret, repr(secret)[1:-1], secret.encode('unicode_escape').decode('ascii'))):
+            text = text.replace(form, '********')
     return text
+
+
+def clean_secret(value, what):
+    """A token or password without surrounding white space; None when empty.
+
+    ``echo TOKEN | ansible-vault encrypt_string`` leaves a trailing newline;
+    http.client would refuse it and print the header, secret included.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError('%s contains control characters; remove them (the value is not shown)' % what)
+    return value or None
+
+
+def split_credentials(url):
+    """(url without user:password@, username or None, password or None)."""
+    parts = urlsplit(url)
+    if '@' not in parts.netloc:
+        return url, None, None
+    userinfo, dummy, hostport = parts.netloc.rpartition('@')
+    user, dummy, password = userinfo.partition(':')
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user) or None, unquote(password) or None
+
+
+def basic_auth_headers(username, password):
+    if not username and not password:
+        return {}
+    pair = ('%s:%s' % (username or '', password or '')).encode('utf-8')
+    return {'Authorization': 'Basic %s' % base64.b64encode(pair).decode('ascii')}
+
+
+def is_loopback(url):
+    try:
+        host = (urlsplit(url).hostname or '').lower()
+    except ValueError:
+        return False
+    if host == 'localhost' or host.endswith('.localhost'):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url, allow_insecure=False, what='URL'):
+    """Refuse a plain http ``url`` that leaves this machine unless allowed.
+
+    Returns a warning when it is allowed, else None; raises
+    InsecureTransportError otherwise.
+    """
+    try:
+        scheme = (urlsplit(url).scheme or '').lower()
+    except ValueError:
+        scheme = ''
+    if scheme == 'https' or (scheme == 'http' and is_loopback(url)):
+        return None
+    if scheme != 'http':
+        raise InsecureTransportError('%s %s is not an http(s) URL' % (what, redact_url(url)), url=url)
+    if not allow_insecure:
+        raise InsecureTransportError(
+            '%s %s uses plain http to another machine: tokens, credentials and artifacts would travel '
+            'unprotected; use https, or allow insecure transport explicitly' % (what, redact_url(url)), url=url)
+    return '%s %s uses plain http (insecure transport is allowed)' % (what, redact_url(url))
 
 
 def origin_of(url):
@@ -196,7 +300,8 @@ class Response(object):
     raise ShortReadError when fewer bytes arrive than Content-Length announced.
     """
 
-    def __init__(self, raw, status, headers, url, has_body=True):
+    def __init__(self, raw, status, headers, url, has_body=True, deadline=None, max_bytes=None,
+                 clock=time.monotonic):
         self._raw = raw
         self.status = status
         self.headers = headers
@@ -204,13 +309,26 @@ class Response(object):
         # HEAD, 204 and 304 answers announce a length but carry no body.
         self.content_length = content_length(headers) if has_body else None
         self.bytes_read = 0
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        self._clock = clock
+
+    def _read_some(self, chunk_size):
+        # read1 returns what has arrived; read(n) would wait for all n bytes
+        # of a slow drip and never let the deadline be checked.
+        reader = getattr(self._raw, 'read1', None) or self._raw.read
+        return reader(chunk_size)
 
     def iter_chunks(self, chunk_size=DEFAULT_CHUNK_SIZE):
         if self._raw is None:
             return
+        if self.max_bytes is not None and (self.content_length or 0) > self.max_bytes:
+            raise ResponseTooLarge(self.url, self.max_bytes)
         while True:
+            if self.deadline is not None and self._clock() > self.deadline:
+                raise DeadlineExceeded(self.url, self.bytes_read)
             try:
-                chunk = self._raw.read(chunk_size)
+                chunk = self._read_some(chunk_size)
             except http.client.IncompleteRead as exc:
                 self.bytes_read += len(exc.partial or b'')
                 raise ShortReadError(self.url, self.content_length, self.bytes_read, 'connection closed early')
@@ -219,6 +337,8 @@ class Response(object):
             if not chunk:
                 break
             self.bytes_read += len(chunk)
+            if self.max_bytes is not None and self.bytes_read > self.max_bytes:
+                raise ResponseTooLarge(self.url, self.max_bytes)
             yield chunk
         # http.client returns b'' rather than raising when a chunked read(n)
         # hits a closed connection, so the length check has to be ours.
@@ -286,18 +406,30 @@ def _read_error_body(fp):
 
 
 def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method='GET',
-          follow_redirects=True, max_redirects=5):
+          follow_redirects=True, max_redirects=5, allow_insecure=False, deadline=None, max_bytes=None,
+          clock=time.monotonic):
     """Send one request, following redirects ourselves.
 
     Returns a Response for 2xx and 304 answers (and for 3xx when
     ``follow_redirects`` is false). Raises HttpError for >= 400, ConnectError
-    when no answer came, TooManyRedirects past ``max_redirects`` hops.
-    The token is only ever sent to the origin of ``url``.
+    when no answer came, TooManyRedirects past ``max_redirects`` hops,
+    InsecureTransportError for plain http off this machine (unless
+    ``allow_insecure``) and for any hop from https to http.
+    The token is only ever sent to the origin of ``url``. ``deadline`` (on
+    ``clock``) bounds the whole request, body included; the body may not
+    exceed ``max_bytes``.
     """
     origin_url = url
     current = url
     verb = (method or 'GET').upper()
     for dummy in range(max_redirects + 1):
+        check_transport(current, allow_insecure)
+        hop_timeout = timeout
+        if deadline is not None:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise DeadlineExceeded(current, 0)
+            hop_timeout = min(timeout, remaining)
         hop_headers = {}
         for name, value in (headers or {}).items():
             # A caller-supplied Authorization is as sensitive as the token:
@@ -310,7 +442,7 @@ def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method
         try:
             raw = open_url(
                 current, method=verb, headers=hop_headers, validate_certs=validate_certs,
-                timeout=timeout, follow_redirects='none', http_agent=USER_AGENT,
+                timeout=hop_timeout, follow_redirects='none', http_agent=USER_AGENT,
                 # ~/.netrc would overwrite an explicit Authorization header.
                 use_netrc=not has_auth,
                 # Downloads are hashed byte for byte; never let urllib rewrite them.
@@ -328,6 +460,9 @@ def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method
                 target = urljoin(current, location)
                 if urlsplit(target).scheme.lower() not in ('http', 'https'):
                     raise HttpError(status, resp_headers, current, 'refusing redirect to %s' % redact_url(target))
+                if urlsplit(current).scheme.lower() == 'https' and urlsplit(target).scheme.lower() != 'https':
+                    raise InsecureTransportError('%s redirects from https to plain http (%s); refusing the downgrade'
+                                                 % (redact_url(current), redact_url(target)), url=current)
                 if status == 303 or (status in (301, 302) and verb not in ('GET', 'HEAD')):
                     verb = 'GET'
                 current = target
@@ -340,7 +475,8 @@ def fetch(url, headers=None, token=None, validate_certs=True, timeout=30, method
             raise ConnectError(current, _reason(exc))
         status = getattr(raw, 'status', None) or raw.getcode()
         return Response(raw, status, lower_headers(raw.headers), current,
-                        has_body=verb != 'HEAD' and status not in (204, 304))
+                        has_body=verb != 'HEAD' and status not in (204, 304), deadline=deadline,
+                        max_bytes=max_bytes, clock=clock)
     raise TooManyRedirects(origin_url, max_redirects)
 
 
@@ -403,3 +539,98 @@ def rate_limit_message(status, headers, api_url, now=None, authenticated=False):
     else:
         parts.append('. Set stigmer_github_token (or export GITHUB_TOKEN on the controller) to raise the limit.')
     return ''.join(parts)
+
+
+# ---------------------------------------------------------------- retries
+
+
+def backoff_delay(retry_number, rng=random.random, base=BACKOFF_BASE, cap=BACKOFF_CAP):
+    """Seconds to wait before retry ``retry_number`` (1 for the first retry).
+
+    Exponential with full jitter: spread between 0 and min(cap, base * 2**(n-1)),
+    so a fleet that failed together does not retry together.
+    """
+    return rng() * min(cap, base * (2 ** (retry_number - 1)))
+
+
+def retry_after(exc):
+    """Seconds that a 429/503 answer asks us to wait, or None."""
+    if not isinstance(exc, HttpError):
+        return None
+    value = _int_header(exc.headers, 'retry-after')
+    return None if value is None else max(value, 0)
+
+
+def is_transient(exc):
+    """Whether sending the same request again may succeed.
+
+    A rate limit that says when it resets (x-ratelimit-remaining: 0, or a
+    Retry-After beyond MAX_RETRY_AFTER) will not clear in time: permanent.
+    """
+    if isinstance(exc, HttpError):
+        if exc.status not in TRANSIENT_STATUSES:
+            return False
+        if str(exc.headers.get('x-ratelimit-remaining', '')).strip() == '0':
+            return False
+        wait = retry_after(exc)
+        return wait is None or wait <= MAX_RETRY_AFTER
+    return isinstance(exc, (ConnectError, ShortReadError, DeadlineExceeded))
+
+
+def attempts_text(exc):
+    count = getattr(exc, 'attempts', 1)
+    return '1 attempt' if count == 1 else '%d attempts' % count
+
+
+class Retry(object):
+    """Runs a request again after transient failures, within attempts and a deadline.
+
+    ``deadline`` is an absolute time on ``clock`` (None: no overall limit).
+    sleep, clock and rng are injectable so tests wait for nothing.
+    """
+
+    def __init__(self, attempts=DEFAULT_ATTEMPTS, deadline=None, sleep=time.sleep, clock=time.monotonic,
+                 rng=random.random):
+        self.attempts = max(1, int(attempts))
+        self.deadline = deadline
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng
+
+    def call(self, func):
+        """func() until it returns; re-raises the last FetchError with ``attempts`` set."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return func()
+            except FetchError as exc:
+                exc.attempts = attempt
+                if attempt >= self.attempts or not is_transient(exc):
+                    raise
+                wait = retry_after(exc)
+                if wait is None:
+                    wait = backoff_delay(attempt, self.rng)
+                if self.deadline is not None and self.clock() + wait >= self.deadline:
+                    raise
+                self.sleep(wait)
+
+
+def take_url_credentials(params, keys):
+    """Move user:password@ out of the URL options ``keys`` of ``params`` (in place).
+
+    Returns (username, password) of the first URL that carried them, or
+    (None, None). Modules call this before anything can echo their arguments
+    (results carry them as ``invocation``) and add the password to their
+    no_log values, so credentials in a URL work without ever being shown.
+    """
+    found = (None, None)
+    for key in keys:
+        if not params.get(key):
+            continue
+        clean, username, password = split_credentials(params[key])
+        if username is not None or password is not None:
+            params[key] = clean
+            if found == (None, None):
+                found = (username, password)
+    return found

@@ -27,11 +27,14 @@ Pure helpers come first; resolve_release() does the I/O through an injectable
 
 import json
 import os
+import random
 import re
+import time
 
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_private_dir
 from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names, component_label, is_archive
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
@@ -369,7 +372,7 @@ def write_cache(path, api_url, data, etag=None):
 
 class _Context(object):
     def __init__(self, repo, api_url, github_url, token, validate_certs, timeout, fetch, cache_dir,
-                 components, include_prereleases):
+                 components, include_prereleases, network):
         self.repo = repo
         self.api_url = base_url(api_url)
         self.github_url = base_url(github_url)
@@ -381,38 +384,63 @@ class _Context(object):
         self.components = components
         self.include_prereleases = include_prereleases
         self.pin_var = pin_variable(components)
+        # attempts, allow_insecure, url_username, url_password, sleep, clock, rng
+        self.__dict__.update(network)
 
     def error(self, message):
-        return ReleaseError(http.scrub(message, self.token))
+        return ReleaseError(http.scrub(message, self.token, self.url_password))
+
+    def get(self, url, headers=None, token=None, max_bytes=MAX_API_BYTES, follow_redirects=True, attempts=None):
+        """(status, lowercase headers, body or None) of one request, retried on transient failures.
+
+        Each attempt, body included, must finish within ``timeout`` seconds;
+        the body is read only for 2xx answers. Raises http.FetchError (with
+        ``attempts``) when every attempt failed.
+        """
+        def once():
+            response = self.fetch(url, headers=dict(headers or {}), token=token, validate_certs=self.validate_certs,
+                                  timeout=self.timeout, follow_redirects=follow_redirects,
+                                  allow_insecure=self.allow_insecure, deadline=self.clock() + self.timeout,
+                                  max_bytes=max_bytes, clock=self.clock)
+            try:
+                body = response.read() if 200 <= response.status < 300 else None
+                return response.status, response.headers, body
+            finally:
+                response.close()
+        return http.Retry(attempts or self.attempts, sleep=self.sleep, clock=self.clock, rng=self.rng).call(once)
 
     def private_hint(self):
         return '' if self.token else ', and set stigmer_github_token if the repository is private'
 
 
 def _api_failure(ctx, exc, url, not_found):
-    """Turn a fetch failure on an API URL into a ReleaseError with advice."""
+    """Turn a fetch failure on an API URL into a ReleaseError with advice (and the attempts made)."""
+    error = _api_failure_text(ctx, exc, url, not_found)
+    return ctx.error('%s (%s)' % (error, http.attempts_text(exc)))
+
+
+def _api_failure_text(ctx, exc, url, not_found):
     shown = http.redact_url(url)
     if isinstance(exc, http.HttpError):
         limited = http.rate_limit_message(exc.status, exc.headers, ctx.api_url, authenticated=bool(ctx.token))
         if limited:
-            return ctx.error(limited)
+            return limited
         detail = github_error_message(exc.body)
         if exc.status == 401:
             if ctx.token:
-                return ctx.error('GitHub rejected the token (401 %s) at %s; check stigmer_github_token '
-                                 '(or GITHUB_TOKEN on the controller): it may be mistyped, expired or revoked'
-                                 % (detail or 'Bad credentials', ctx.api_url))
-            return ctx.error('the GitHub API at %s requires authentication (401); set stigmer_github_token'
-                             % ctx.api_url)
+                return ('GitHub rejected the token (401 %s) at %s; check stigmer_github_token '
+                        '(or GITHUB_TOKEN on the controller): it may be mistyped, expired or revoked'
+                        % (detail or 'Bad credentials', ctx.api_url))
+            return 'the GitHub API at %s requires authentication (401); set stigmer_github_token' % ctx.api_url
         if exc.status == 404:
-            return ctx.error(not_found)
+            return not_found
         if exc.status == 403:
-            return ctx.error('GitHub refused access (403) to %s: %s; the token needs read access to %s'
-                             % (shown, detail, ctx.repo))
-        return ctx.error('the GitHub API answered HTTP %s for %s: %s' % (exc.status, shown, detail))
+            return ('GitHub refused access (403) to %s: %s; the token needs read access to %s'
+                    % (shown, detail, ctx.repo))
+        return 'the GitHub API answered HTTP %s for %s: %s' % (exc.status, shown, detail)
     if isinstance(exc, http.ConnectError):
-        return ctx.error('cannot reach the GitHub API at %s: %s; %s' % (shown, exc.reason, _CONNECT_HINT))
-    return ctx.error('%s' % exc)
+        return ('cannot reach the GitHub API at %s: %s; %s' % (shown, exc.reason, _CONNECT_HINT))
+    return ('%s' % exc)
 
 
 def _api_get(ctx, url, not_found, cached=None):
@@ -426,28 +454,20 @@ def _api_get(ctx, url, not_found, cached=None):
     if cached and cached.get('etag'):
         headers['If-None-Match'] = cached['etag']
     try:
-        response = ctx.fetch(url, headers=headers, token=ctx.token, validate_certs=ctx.validate_certs,
-                             timeout=ctx.timeout)
+        status, response_headers, body = ctx.get(url, headers=headers, token=ctx.token)
     except http.FetchError as exc:
         raise _api_failure(ctx, exc, url, not_found)
+    if status == 304:
+        if cached:
+            return None, response_headers
+        raise ctx.error('the GitHub API answered 304 Not Modified for %s without a cached copy'
+                        % http.redact_url(url))
     try:
-        if response.status == 304:
-            if cached:
-                return None, response.headers
-            raise ctx.error('the GitHub API answered 304 Not Modified for %s without a cached copy'
-                            % http.redact_url(url))
-        try:
-            body = response.read(max_bytes=MAX_API_BYTES)
-        except http.FetchError as exc:
-            raise _api_failure(ctx, exc, url, not_found)
-    finally:
-        response.close()
-    try:
-        data = json.loads(body.decode('utf-8'))
+        data = json.loads((body or b'').decode('utf-8'))
     except ValueError:
         raise ctx.error('unexpected answer from %s: not JSON; is stigmer_api_url (%s) a GitHub API?'
                         % (http.redact_url(url), ctx.api_url))
-    return data, response.headers
+    return data, response_headers
 
 
 def _latest_tag_from_redirect(ctx):
@@ -458,16 +478,14 @@ def _latest_tag_from_redirect(ctx):
     """
     url = '%s/%s/releases/latest' % (ctx.github_url, ctx.repo)
     try:
-        response = ctx.fetch(url, headers={}, token=None, validate_certs=ctx.validate_certs,
-                             timeout=ctx.timeout, follow_redirects=False)
+        # One try: on any failure the release list answers instead.
+        status, headers, dummy = ctx.get(url, follow_redirects=False, max_bytes=MAX_MIRROR_LATEST_BYTES,
+                                         attempts=1)
     except http.FetchError:
         return None
-    try:
-        if response.status not in http.REDIRECT_STATUSES:
-            return None
-        location = response.headers.get('location')
-    finally:
-        response.close()
+    if status not in http.REDIRECT_STATUSES:
+        return None
+    location = headers.get('location')
     tag = tag_from_latest_location(urljoin(url, location or ''))
     if tag is None:
         return None
@@ -492,8 +510,8 @@ def _release_for_tag(ctx, tag):
     if cached is not None:
         return cached, 'cache'
     url = '%s/repos/%s/releases/tags/%s' % (ctx.api_url, ctx.repo, quote(tag, safe='+'))
-    not_found = 'release %s not found in %s (%s); check %s%s' % (tag, ctx.repo, ctx.api_url, ctx.pin_var,
-                                                                ctx.private_hint())
+    not_found = 'release %s not found in %s (%s); check %s%s' % (
+        tag, ctx.repo, ctx.api_url, ctx.pin_var, ctx.private_hint())
     data, headers = _api_get(ctx, url, not_found)
     if not isinstance(data, dict):
         raise ctx.error('unexpected answer from %s: not a release' % http.redact_url(url))
@@ -634,21 +652,19 @@ def _mirror_latest(ctx, mirror_url):
     url = '%s/latest' % base_url(mirror_url)
     shown = http.redact_url(url)
     try:
-        response = ctx.fetch(url, headers={}, token=None, validate_certs=ctx.validate_certs, timeout=ctx.timeout)
-        try:
-            text = response.text(max_bytes=MAX_MIRROR_LATEST_BYTES)
-        finally:
-            response.close()
+        status, dummy, body = ctx.get(url, headers=http.basic_auth_headers(ctx.url_username, ctx.url_password),
+                                      max_bytes=MAX_MIRROR_LATEST_BYTES)
+        text = (body or b'').decode('utf-8', 'replace')
     except http.HttpError as exc:
         if exc.status == 404:
             raise ctx.error("the mirror has no 'latest' file at %s; publish one whose first line is the tag "
                             "(for example v1.2.3), or pin %s" % (shown, ctx.pin_var))
-        raise ctx.error('the mirror answered HTTP %s for %s' % (exc.status, shown))
+        raise ctx.error('the mirror answered HTTP %s for %s (%s)' % (exc.status, shown, http.attempts_text(exc)))
     except http.ConnectError as exc:
-        raise ctx.error('cannot reach the mirror at %s: %s; check stigmer_mirror_url or configure a proxy'
-                        % (shown, exc.reason))
+        raise ctx.error('cannot reach the mirror at %s: %s (%s); check stigmer_mirror_url or configure a proxy'
+                        % (shown, exc.reason, http.attempts_text(exc)))
     except http.FetchError as exc:
-        raise ctx.error('%s' % exc)
+        raise ctx.error('%s (%s)' % (exc, http.attempts_text(exc)))
     try:
         return parse_mirror_latest(text)
     except VersionError as exc:
@@ -665,10 +681,52 @@ def _platform_list(platforms):
     return sorted(wanted)
 
 
+def pin_prefixes(components):
+    """Start of every asset name of ``components`` ('stigmer-', 'agent-runner-', 'temporal_cli_')."""
+    return tuple(asset_names(c, 'v0.0.0', 'os', 'arch')[0].split('0.0.0')[0].rstrip('v') for c in components)
+
+
+def unknown_pins(checksums, names, components):
+    """Pinned asset names of ``components`` that are not among ``names``, sorted.
+
+    Pins for other components (another release of the same play) are left
+    for that release to check.
+    """
+    prefixes = pin_prefixes(components)
+    return sorted(n for n in checksums or {} if n.startswith(prefixes) and n not in names)
+
+
+def _check_pins(ctx, checksums, tag, names):
+    unknown = unknown_pins(checksums, names, ctx.components)
+    if unknown:
+        have = sorted(n for n in names if n.startswith(pin_prefixes(ctx.components)))
+        raise ctx.error('stigmer_checksums pins %s, which release %s of %s does not have; it has: %s'
+                        % (', '.join(unknown), tag, ctx.repo, ', '.join(have) or 'no such assets'))
+
+
+def _check_sources(ctx, urls):
+    """Refuse credentials in URLs and plain http; return the warnings for insecure transport allowed."""
+    warnings = []
+    for what, url in urls:
+        if not url:
+            continue
+        if http.split_credentials(url)[1:] != (None, None):
+            raise ctx.error('%s carries user:password@, which would be shown in logs and results; pass the '
+                            'credentials as url_username / url_password' % what)
+        try:
+            warning = http.check_transport(url, ctx.allow_insecure, what)
+        except http.InsecureTransportError as exc:
+            raise ctx.error('%s (allow_insecure)' % exc)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
 def resolve_release(repo, version, github_url='https://github.com', api_url='https://api.github.com',
                     mirror_url=None, token=None, include_prereleases=False, cache_dir=None,
                     validate_certs=True, timeout=30, fetch=http.fetch, components=DEFAULT_COMPONENTS,
-                    platforms=()):
+                    platforms=(), attempts=http.DEFAULT_ATTEMPTS, allow_insecure=False, url_username=None,
+                    url_password=None, checksums=None, sleep=time.sleep, clock=time.monotonic, rng=random.random):
     """Resolve ``version`` ('latest', '1.2.3' or 'v1.2.3') of ``repo`` to a tag and its assets.
 
     'latest' is the newest release with the assets of every one of
@@ -680,13 +738,24 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
     passed over, [{tag, reason}]), ``newest_by_platform`` (for a pinned release,
     the newest tag with a build for each of ``platforms`` it lacks, or None),
     ``carries`` (what the release holds, for messages) and ``warnings``.
+
+    ``checksums`` (pins by asset name) must name assets the release has, for
+    the pins of ``components``. Every request is tried up to ``attempts``
+    times; plain http off this machine needs ``allow_insecure``.
     """
     split_repo(repo)
     repo = repo.strip()
     components = list(components)
     platforms = _platform_list(platforms)
+    try:
+        token = http.clean_secret(token, 'the GitHub token')
+        url_password = http.clean_secret(url_password, 'url_password')
+    except ValueError as exc:
+        raise ReleaseError('%s' % exc)
     ctx = _Context(repo, api_url, github_url, token, validate_certs, timeout, fetch, cache_dir, components,
-                   include_prereleases)
+                   include_prereleases, dict(attempts=attempts, allow_insecure=allow_insecure,
+                                             url_username=url_username, url_password=url_password,
+                                             sleep=sleep, clock=clock, rng=rng))
     wanted = (version or 'latest').strip() if isinstance(version, str) else version
     latest = isinstance(wanted, str) and wanted.lower() == 'latest'
 
@@ -694,15 +763,25 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
         # A mirror serves {tag}/{asset} and nothing else: no asset list to
         # read, and GitHub is never asked (it may be unreachable). The GitHub
         # release cache is skipped too: its URLs point at GitHub.
+        warnings = _check_sources(ctx, [('stigmer_mirror_url', mirror_url)])
         tag = _mirror_latest(ctx, mirror_url) if latest else normalize_tag(wanted)
+        names = set(asset_names(c, tag, *p.split('-'))[0] for c in components for p in SUPPORTED_PLATFORMS)
+        _check_pins(ctx, checksums, tag, names)
         return _result(tag, is_prerelease(tag), 'mirror', None, '%s/%s/' % (base_url(mirror_url), tag),
-                       components)
+                       components, warnings=warnings)
 
-    skipped, newest, warnings = [], {}, []
+    warnings = _check_sources(ctx, [('stigmer_github_api_url', api_url), ('stigmer_github_url', github_url)])
+    if cache_dir:
+        try:
+            ensure_private_dir(cache_dir)
+        except (ArtifactError, OSError) as exc:
+            raise ctx.error('%s' % exc)
+    skipped, newest = [], {}
     if not latest:
         tag = normalize_tag(wanted)
         release, source = _release_for_tag(ctx, tag)
-        newest, warnings = _newest_for_missing(ctx, tag, release, platforms)
+        newest, missing_warnings = _newest_for_missing(ctx, tag, release, platforms)
+        warnings.extend(missing_warnings)
     else:
         release = _latest_from_redirect(ctx, platforms)
         if release is not None:
@@ -712,6 +791,7 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
             if skipped:
                 warnings.append(skipped_warning(repo, skipped, tag))
 
+    _check_pins(ctx, checksums, tag, asset_name_set(release))
     return _result(tag, release.get('prerelease') or is_prerelease(tag), source, assets_from_release(release),
                    download_base(github_url, repo, tag), components, skipped, newest, warnings)
 
@@ -763,6 +843,7 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
                 'url': asset['download_url'],
                 'api_url': asset.get('api_url'),
                 'digest': asset.get('digest'),
+                'size': asset.get('size'),
                 'checksum_url': checksum.get('download_url'),
                 'checksum_api_url': checksum.get('api_url'),
             })

@@ -11,16 +11,27 @@ version_added: 0.1.0
 description:
   - Makes C(<dest>/<name>) a verified copy of the artifact at O(url), next to a record
     C(<dest>/<name>.sha256) in C(sha256sum) format.
-  - A copy whose bytes still match its record (and the pin or digest, when given) is kept without any
-    network request, so a second run downloads nothing and changes nothing.
+  - A copy already in O(dest) is kept only when its bytes match a checksum obtained for this run. The
+    pinned O(checksum) or the API O(digest) prove it without any network request; otherwise the small
+    checksum file is fetched. The record is never taken as proof. A second run downloads nothing and
+    changes nothing.
   - The expected SHA256 is the pinned O(checksum) when given; otherwise it is read from the release's
-    checksum file at O(checksum_url). Without either the module fails rather than install anything
-    unverified. When O(digest) (from the GitHub API) is given, it must agree with the expected SHA256
-    before anything is downloaded.
+    checksum file at O(checksum_url), or, when the release publishes none, taken from O(digest). Without
+    any of them the module fails rather than install anything unverified. When O(digest) (from the GitHub
+    API) is given, it must agree with the checksum file before anything is downloaded.
+  - Transient failures (connection errors, timeouts, an incomplete body, HTTP 429 with a short
+    C(Retry-After), 500, 502, 503, 504) are retried up to O(attempts) times with exponential backoff and
+    jitter; other failures (404, 401, 403, a rate limit that resets later, a checksum mismatch) are not.
+    Every error message says how many attempts were made.
+  - The whole download, retries included, must finish within O(download_timeout) seconds, and its body
+    may not exceed O(size) when known or O(max_bytes) otherwise; a longer body fails at once.
+  - Plain C(http://) URLs are refused unless they point at this machine (127.0.0.0/8, ::1, localhost) or
+    O(allow_insecure) is set (then a warning is shown). A redirect from https to http is always refused.
   - The bytes are written to a temporary file in O(dest), hashed while they stream, and only moved into
     place when the hash matches; on any failure the temporary file is removed and nothing is installed.
   - Concurrent runs for the same O(dest) and O(name), such as Ansible forks on the controller, take an
-    exclusive lock on C(<dest>/.locks/<name>.lock), so the artifact is downloaded once.
+    exclusive lock on C(<dest>/.locks/<name>.lock), so the artifact is downloaded once. Temporary files
+    that an interrupted run left behind are removed under that lock.
 author: stigmer.runtime contributors (@stigmer)
 options:
   name:
@@ -32,13 +43,66 @@ options:
   url:
     description:
       - Download URL of the artifact, fetched without any token.
+      - Credentials given as C(user:password@) in it (or in O(checksum_url)) are taken out of the URL and used
+        as O(url_username) and O(url_password) (which win when set); they never appear in results or messages.
     type: str
     required: true
   dest:
     description:
       - Directory that holds the verified artifact; created when missing.
+      - With O(private), the artifact goes into C(<dest>/<source key>/), where the source key is a short hash
+        of the directory of O(url), so that bytes from one mirror are never reused for another.
     type: path
     required: true
+  private:
+    description:
+      - Treat O(dest) as a private cache, such as the controller's. Directories are created C(0700); an
+        existing O(dest) must be owned by the user running the module and not writable by others (one that
+        others may only read is tightened to C(0700)), and no parent may be changeable by another user.
+        Otherwise the module fails.
+    type: bool
+    default: false
+  url_username:
+    description:
+      - User name for HTTP basic authentication to the origin of O(url) and O(checksum_url) (a mirror). It is
+        never sent to another host, such as the target of a redirect.
+    type: str
+  url_password:
+    description:
+      - Password for O(url_username). Surrounding white space is removed.
+    type: str
+  size:
+    description:
+      - Size in bytes of the artifact as the release states it (the GitHub API C(size)). A download that
+        announces or delivers another size fails at once.
+    type: int
+  max_bytes:
+    description:
+      - Largest artifact accepted when O(size) is unknown (a mirror).
+    type: int
+    default: 1073741824
+  attempts:
+    description:
+      - How many times each request is sent before a transient failure is reported.
+    type: int
+    default: 4
+  download_timeout:
+    description:
+      - Seconds within which the checksum file and the artifact must have been fetched, retries included.
+    type: int
+    default: 1800
+  allow_insecure:
+    description:
+      - Allow plain C(http://) URLs that do not point at this machine. Checksums still protect the bytes,
+        but credentials travel in clear; a warning is shown.
+    type: bool
+    default: false
+  github_api_url:
+    description:
+      - Base URL of the GitHub API. O(token) is sent only to O(api_url) and O(checksum_api_url) on this
+        origin; any other origin fails the module.
+    type: str
+    default: https://api.github.com
   checksum_url:
     description:
       - URL of the checksum file published with the artifact, such as C(<url>.sha256) or C(checksums.txt).
@@ -72,6 +136,8 @@ options:
   token:
     description:
       - GitHub token for O(api_url) and O(checksum_api_url). Never sent to O(url) or O(checksum_url).
+      - Surrounding white space (such as the newline of C(echo TOKEN | ansible-vault encrypt_string)) is
+        removed; a token with other control characters is refused.
     type: str
   validate_certs:
     description:
@@ -80,7 +146,7 @@ options:
     default: true
   timeout:
     description:
-      - Timeout in seconds of each network operation.
+      - Timeout in seconds of each network operation (connecting, or waiting for the next bytes).
     type: int
     default: 60
 attributes:
@@ -108,7 +174,9 @@ EXAMPLES = r'''
     url: "{{ stigmer_release.download_base }}{{ asset }}"
     checksum_url: "{{ stigmer_release.download_base }}{{ asset }}.sha256"
     digest: "{{ stigmer_release.assets[asset].digest | default(omit, true) }}"
+    size: "{{ stigmer_release.assets[asset].size | default(omit, true) }}"
     dest: "{{ lookup('env', 'HOME') }}/.cache/stigmer/artifacts/{{ stigmer_release.tag }}"
+    private: true
   vars:
     asset: stigmer-{{ stigmer_release.tag }}-linux-amd64.tar.gz
   delegate_to: localhost
@@ -120,12 +188,16 @@ EXAMPLES = r'''
     checksum_url: https://github.com/temporalio/cli/releases/download/v1.5.1/checksums.txt
     dest: /var/cache/stigmer/artifacts/temporal-1.5.1
 
-- name: Download from a mirror with a pinned checksum
+- name: Download from a mirror with a pinned checksum and basic authentication
   stigmer.runtime.stigmer_artifact:
     name: agent-runner-v1.2.3-linux-amd64
     url: https://artifacts.example.com/stigmer/v1.2.3/agent-runner-v1.2.3-linux-amd64
+    url_username: deploy
+    url_password: "{{ vault_mirror_password }}"
     checksum: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
     dest: /var/cache/stigmer/artifacts/v1.2.3
+    attempts: 6
+    download_timeout: 3600
 '''
 
 RETURN = r'''
@@ -148,22 +220,46 @@ downloaded:
 verified_against:
   description:
     - What the SHA256 was checked against. V(checksum_file) the published checksum file, V(pinned) the
-      O(checksum) option, V(digest) the GitHub API digest, V(record) the record of an earlier verified
-      download.
+      O(checksum) option, V(digest) the GitHub API digest.
   returned: success
   type: list
   elements: str
   sample: [checksum_file, digest]
+url:
+  description:
+    - The URL the artifact was downloaded from (after redirects, without credentials or query string), or
+      V(null) when nothing was downloaded.
+  returned: success
+  type: str
+  sample: https://objects.example.com/stigmer-v1.2.3-linux-amd64.tar.gz
+attempts:
+  description: How many times the artifact was requested by this run (V(0) when nothing was downloaded).
+  returned: success
+  type: int
+  sample: 1
 msg:
   description: What was done.
   returned: always
   type: str
-  sample: downloaded stigmer-v1.2.3-linux-amd64.tar.gz (20480512 bytes) and verified it against the pinned checksum in stigmer_checksums
+  sample: >-
+    downloaded stigmer-v1.2.3-linux-amd64.tar.gz (20480512 bytes) from https://objects.example.com/a1b2 and
+    verified it against the pinned checksum in stigmer_checksums
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_artifact
+from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
+    DEFAULT_API_URL,
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_BYTES,
+    ArtifactError,
+    ensure_artifact,
+)
+from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+    DEFAULT_ATTEMPTS,
+    scrub,
+    take_url_credentials,
+)
 
 
 def argument_spec():
@@ -180,21 +276,46 @@ def argument_spec():
         token=dict(type='str', no_log=True),
         validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=60),
+        private=dict(type='bool', default=False),
+        url_username=dict(type='str'),
+        url_password=dict(type='str', no_log=True),
+        size=dict(type='int'),
+        max_bytes=dict(type='int', default=DEFAULT_MAX_BYTES),
+        attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
+        download_timeout=dict(type='int', default=DEFAULT_DOWNLOAD_TIMEOUT),
+        allow_insecure=dict(type='bool', default=False),
+        github_api_url=dict(type='str', default=DEFAULT_API_URL),
     )
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    # Credentials in a URL option become url_username / url_password, and
+    # are masked in everything the module returns, its arguments included.
+    username, password = take_url_credentials(params, ('url', 'checksum_url'))
+    api_credentials = take_url_credentials(params, ('api_url', 'checksum_api_url'))
+    module.no_log_values.update(secret for secret in (password, api_credentials[1]) if secret)
+    if api_credentials != (None, None):
+        module.fail_json(msg='api_url and checksum_api_url must not carry user:password@; use the token')
+    params['url_username'] = params['url_username'] or username
+    params['url_password'] = params['url_password'] or password
     try:
         result = ensure_artifact(
             params['name'], params['url'], params['dest'],
             checksum_url=params['checksum_url'], checksum_name=params['checksum_name'],
             checksum_api_url=params['checksum_api_url'], pinned=params['checksum'], digest=params['digest'],
             token=params['token'] or None, api_url=params['api_url'],
-            validate_certs=params['validate_certs'], timeout=params['timeout'], check_mode=module.check_mode)
+            validate_certs=params['validate_certs'], timeout=params['timeout'], check_mode=module.check_mode,
+            private=params['private'], url_username=params['url_username'], url_password=params['url_password'],
+            size=params['size'], max_bytes=params['max_bytes'], attempts=params['attempts'],
+            download_timeout=params['download_timeout'], allow_insecure=params['allow_insecure'],
+            github_api_url=params['github_api_url'])
     except (ArtifactError, OSError) as exc:
-        module.fail_json(msg='%s' % exc)
+        module.fail_json(msg=scrub(exc, params['token'], params['url_password']))
+
+    for warning in result.pop('warnings'):
+        module.warn(warning)
 
     previous = result.pop('previous_sha256', None)
     if result['changed'] and module._diff:

@@ -29,6 +29,12 @@ description:
   - With O(mirror_url), GitHub is never contacted. A pinned version needs no request at all; V(latest) is
     read from the first line of C(<mirror_url>/latest). The asset list is then unknown, so O(platforms) is
     not checked.
+  - Every request is retried on transient failures (connection errors, timeouts, HTTP 429 with a short
+    C(Retry-After), 500, 502, 503, 504) up to O(attempts) times with exponential backoff and jitter; 404,
+    401, 403 and a rate limit that resets later are not retried. Error messages say how many attempts
+    were made.
+  - Plain C(http://) URLs are refused unless they point at this machine (127.0.0.0/8, ::1, localhost) or
+    O(allow_insecure) is set (then a warning is shown); a redirect from https to http is always refused.
   - The module only reads; it never changes anything, so it always reports C(changed=false).
 author: stigmer.runtime contributors (@stigmer)
 options:
@@ -74,18 +80,51 @@ options:
       - Base URL of a mirror that serves releases as C(<mirror_url>/<tag>/<asset>) and the newest tag in
         C(<mirror_url>/latest).
       - When set, GitHub is not contacted.
+      - Credentials given as C(user:password@) in it are taken out of the URL and used as O(url_username) and
+        O(url_password) (which win when set); they never appear in results or messages.
     type: str
+  url_username:
+    description:
+      - User name for HTTP basic authentication to the origin of O(mirror_url), never sent to another host.
+    type: str
+  url_password:
+    description:
+      - Password for O(url_username). Surrounding white space is removed.
+    type: str
+  checksums:
+    description:
+      - Pinned SHA256 checksums by asset name (the role's C(stigmer_checksums)).
+      - A name that belongs to one of O(components) (it starts like their assets, such as C(stigmer-),
+        C(agent-runner-) or C(temporal_cli_)) but is not an asset of the resolved release fails the module,
+        naming the assets the release has. Names of other components are left to their own release.
+    type: dict
+  attempts:
+    description:
+      - How many times each request is sent before a transient failure is reported.
+    type: int
+    default: 4
+  allow_insecure:
+    description:
+      - Allow plain C(http://) for O(api_url), O(github_url) and O(mirror_url) when they do not point at this
+        machine. Tokens and credentials then travel in clear; a warning is shown.
+    type: bool
+    default: false
   token:
     description:
       - GitHub token, sent as a Bearer C(Authorization) header to the API host only, never to the web site,
         asset hosts or mirrors.
       - Raises the API rate limit and gives access to private repositories.
+      - Surrounding white space (such as the newline of C(echo TOKEN | ansible-vault encrypt_string)) is
+        removed; a token with other control characters is refused.
     type: str
   cache_dir:
     description:
       - Directory holding cached release answers as C(<cache_dir>/<owner>/<repo>/<tag>/release.json), and the
         pages of the release list with their ETags under C(<cache_dir>/<owner>/<repo>/_api/).
       - When omitted, nothing is cached.
+      - The directory is created C(0700). An existing one must be owned by the user running the module and not
+        writable by others (one that others may only read is tightened to C(0700)), and no parent may be
+        changeable by another user; otherwise the module fails.
     type: path
   validate_certs:
     description:
@@ -103,7 +142,7 @@ options:
     default: [stigmer, agent-runner]
   timeout:
     description:
-      - Timeout in seconds of each HTTP request.
+      - Seconds within which each HTTP request, answer included, must complete.
     type: int
     default: 30
 attributes:
@@ -229,6 +268,8 @@ platforms:
 artifacts:
   description:
     - Per offered platform, one entry per component with what to download and how to verify it.
+    - C(size) is the size the GitHub API states (V(null) with a mirror); pass it to
+      M(stigmer.runtime.stigmer_artifact) so a longer body fails at once.
     - A mirror lists no assets, so every supported platform is planned there.
   returned: success
   type: dict
@@ -242,12 +283,18 @@ artifacts:
         url: https://github.com/stigmer/stigmer/releases/download/v1.1.0/agent-runner-v1.1.0-linux-amd64
         api_url: https://api.github.com/repos/stigmer/stigmer/releases/assets/2
         digest: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+        size: 61203456
         checksum_url: https://github.com/stigmer/stigmer/releases/download/v1.1.0/agent-runner-v1.1.0-linux-amd64.sha256
         checksum_api_url: https://api.github.com/repos/stigmer/stigmer/releases/assets/3
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+    DEFAULT_ATTEMPTS,
+    scrub,
+    take_url_credentials,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, plan_artifacts, resolve_release
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
@@ -268,21 +315,37 @@ def argument_spec():
         timeout=dict(type='int', default=30),
         components=dict(type='list', elements='str', choices=['stigmer', 'agent-runner', 'temporal'],
                         default=['stigmer', 'agent-runner']),
+        url_username=dict(type='str'),
+        url_password=dict(type='str', no_log=True),
+        checksums=dict(type='dict'),
+        attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
+        allow_insecure=dict(type='bool', default=False),
     )
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    # Credentials in a URL option become url_username / url_password, and
+    # are masked in everything the module returns, its arguments included.
+    username, password = take_url_credentials(params, ('mirror_url',))
+    api_credentials = take_url_credentials(params, ('api_url', 'github_url'))
+    module.no_log_values.update(secret for secret in (password, api_credentials[1]) if secret)
+    if api_credentials != (None, None):
+        module.fail_json(msg='api_url and github_url must not carry user:password@; use the token')
+    params['url_username'] = params['url_username'] or username
+    params['url_password'] = params['url_password'] or password
     try:
         result = resolve_release(
             params['repo'], params['version'],
             github_url=params['github_url'], api_url=params['api_url'], mirror_url=params['mirror_url'],
             token=params['token'] or None, include_prereleases=params['include_prereleases'],
             cache_dir=params['cache_dir'], validate_certs=params['validate_certs'], timeout=params['timeout'],
-            components=params['components'], platforms=params['platforms'] or [])
+            components=params['components'], platforms=params['platforms'] or [],
+            url_username=params['url_username'], url_password=params['url_password'],
+            checksums=params['checksums'], attempts=params['attempts'], allow_insecure=params['allow_insecure'])
     except (ReleaseError, VersionError) as exc:
-        module.fail_json(msg='%s' % exc)
+        module.fail_json(msg=scrub(exc, params['token'], params['url_password']))
     for warning in result.pop('warnings'):
         module.warn(warning)
     artifacts = plan_artifacts(result, params['repo'].strip(), params['components'])

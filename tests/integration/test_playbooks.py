@@ -170,9 +170,8 @@ def test_second_run_with_a_warm_cache_changes_nothing_and_sends_no_request(basel
     ({'corrupt': ['agent-runner-v0.0.7-linux-amd64']}, 'checksum mismatch for agent-runner-v0.0.7-linux-amd64'),
     ({'bad_checksum': ['stigmer-v0.0.7-linux-amd64.tar.gz']},
      'the GitHub API digest of stigmer-v0.0.7-linux-amd64.tar.gz (sha256:'),
-    ({'missing': ['agent-runner-v0.0.7-linux-amd64.sha256']}, 'no checksum for agent-runner-v0.0.7-linux-amd64'),
     ({'missing': ['agent-runner-v0.0.7-linux-amd64']}, 'has no build for linux-amd64'),
-], ids=['corrupt-download', 'wrong-checksum', 'missing-checksum-file', 'missing-asset'])
+], ids=['corrupt-download', 'wrong-checksum', 'missing-asset'])
 def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fleet, tmp_path, fault, expected):
     names, inventory = fleet
     before = host_state(names[0])
@@ -202,6 +201,25 @@ def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
         server_ctl.reset(server.port)
     assert result.returncode != 0
     assert '404' in result.stdout and 'agent-runner-v0.0.7-linux-amd64' in result.stdout, result.stdout[-3000:]
+    assert_untouched(names[0], before)
+
+
+def test_a_mirror_without_the_checksum_file_fails_naming_it_and_the_pin(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    before = host_state(names[0])
+    # A mirror has no API digest: without the published .sha256 nothing can prove the bytes.
+    server_ctl.faults(server.port, {'missing': ['agent-runner-v0.0.7-linux-amd64.sha256']})
+    try:
+        result = run_site(server, inventory, tmp_path / 'cache', {
+            'stigmer_version': '0.0.7',
+            'stigmer_mirror_url': 'http://127.0.0.1:%d/mirror/stigmer/stigmer' % server.asset_port,
+            'stigmer_temporal_mirror_url': 'http://127.0.0.1:%d/mirror/temporalio/cli' % server.asset_port,
+        }, limit=names[0])
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert 'agent-runner-v0.0.7-linux-amd64.sha256' in result.stdout and 'stigmer_checksums' in result.stdout, \
+        result.stdout[-3000:]
     assert_untouched(names[0], before)
 
 

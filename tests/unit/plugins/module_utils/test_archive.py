@@ -235,3 +235,24 @@ def test_write_failure_leaves_no_temp_and_no_partial_install(tmp_path, dest, mon
     with pytest.raises(OSError):
         extract_executables(tar_path, str(dest))
     assert _listing(dest) == []
+
+
+def test_too_many_members_are_refused_before_anything_is_written(tmp_path, dest):
+    path = str(tmp_path / 'many.tar.gz')
+    make_tar(path, [_file('f%d' % n, b'x') for n in range(6)])
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_executables(path, dest, max_members=5)
+    assert 'more than 5 members' in str(info.value)
+    assert _listing(dest) == []
+    assert extract_executables(path, dest, max_members=6) == ['f%d' % n for n in range(6)]
+
+
+def test_an_archive_expanding_past_the_ceiling_is_refused(tmp_path, dest):
+    path = str(tmp_path / 'bomb.tar.gz')
+    # Compresses to almost nothing; its headers declare what it expands to.
+    make_tar(path, [_file('stigmer', b'\0' * 300000), _file('stigmer-server', b'\0' * 300000)])
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_executables(path, dest, max_total_bytes=500000)
+    assert 'more than 500000 bytes' in str(info.value)
+    assert _listing(dest) == []
+    assert archive.MAX_TOTAL_BYTES >= 1024 * 1024 * 1024 and archive.MAX_MEMBERS >= 1000

@@ -14,7 +14,12 @@ import time
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_artifact
+from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
+    ArtifactError,
+    ensure_artifact,
+    ensure_private_dir,
+    source_key,
+)
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 TOKEN = 'fake-token-ARTIFACTtoken0123456789abcdefXY'
@@ -101,17 +106,36 @@ def test_download_verify_and_record(gh, dest):
     assert gh.hits(DL + NAME) == 1 and gh.hits(DL + NAME + '.sha256') == 1
 
 
-def test_warm_cache_makes_no_request(gh, dest):
+def test_warm_cache_with_a_pin_or_digest_makes_no_request(gh, dest):
     ensure_artifact(NAME, dest_dir=dest, **urls(gh))
-    result = ensure_artifact(NAME, dest_dir=dest, fetch=no_network, **urls(gh))
-    assert result['changed'] is False and result['downloaded'] is False
-    assert result['sha256'] == GOOD
-    assert result['verified_against'] == ['record']
-    # With the pin and the API digest it is still free.
     result = ensure_artifact(NAME, dest_dir=dest, pinned='sha256:' + GOOD.upper(), digest='sha256:' + GOOD,
                              fetch=no_network, **urls(gh))
-    assert result['changed'] is False
-    assert result['verified_against'] == ['record', 'pinned', 'digest']
+    assert result['changed'] is False and result['downloaded'] is False
+    assert result['sha256'] == GOOD
+    assert result['verified_against'] == ['pinned', 'digest']
+    result = ensure_artifact(NAME, dest_dir=dest, digest=GOOD, fetch=no_network, **urls(gh))
+    assert result['verified_against'] == ['digest']
+
+
+def test_warm_cache_without_pin_or_digest_costs_only_the_checksum_file(gh, dest):
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    result = ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert result['changed'] is False and result['downloaded'] is False
+    assert result['verified_against'] == ['checksum_file']
+    assert gh.hits(DL + NAME) == 1 and gh.hits(DL + NAME + '.sha256') == 2
+
+
+def test_a_planted_file_with_its_record_is_not_trusted(gh, dest):
+    os.makedirs(dest)
+    bad = b'planted'
+    with open(os.path.join(dest, NAME), 'wb') as handle:
+        handle.write(bad)
+    with open(os.path.join(dest, NAME + '.sha256'), 'w') as handle:
+        handle.write('%s  %s\n' % (hashlib.sha256(bad).hexdigest(), NAME))
+    result = ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert result['downloaded'] is True and result['sha256'] == GOOD
+    with open(os.path.join(dest, NAME), 'rb') as handle:
+        assert handle.read() == PAYLOAD
 
 
 def test_tampered_cache_is_downloaded_again(gh, dest):
@@ -167,10 +191,12 @@ def test_short_download_leaves_nothing(gh, dest):
         handler.close_connection = True
 
     gh.routes[DL + NAME] = truncated
+    slept = []
     with pytest.raises(ArtifactError) as info:
-        ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+        ensure_artifact(NAME, dest_dir=dest, sleep=slept.append, **urls(gh))
     assert 'incomplete' in str(info.value)
-    assert 'got 1000 of %d bytes' % len(PAYLOAD) in str(info.value)
+    assert 'got 1000 of %d bytes (4 attempts)' % len(PAYLOAD) in str(info.value)
+    assert gh.hits(DL + NAME) == 4 and len(slept) == 3
     assert leftovers(dest) == []
 
 
@@ -188,7 +214,7 @@ def test_a_fetch_that_lies_about_length_is_caught(dest):
         return Lying(io.BytesIO(PAYLOAD[:10]), 200, {'content-length': str(len(PAYLOAD))}, url)
 
     with pytest.raises(ArtifactError) as info:
-        ensure_artifact(NAME, 'https://h/' + NAME, dest, checksum_url='https://h/x.sha256', fetch=fetch)
+        ensure_artifact(NAME, 'https://h/' + NAME, dest, checksum_url='https://h/x.sha256', fetch=fetch, attempts=1)
     assert 'got 10 of' in str(info.value)
     assert leftovers(dest) == []
 
@@ -279,6 +305,7 @@ def test_private_download_goes_through_the_api_and_drops_the_token_on_redirect(g
         gh.routes['/api/v3/repos/o/r/releases/assets/7'] = (302, {'Location': assets.base + '/signed/blob?sig=1'}, b'')
         gh.routes['/api/v3/repos/o/r/releases/assets/8'] = (200, {}, ('%s  %s\n' % (GOOD, NAME)).encode())
         result = ensure_artifact(NAME, 'https://github.invalid/o/r/' + NAME, dest, token=TOKEN,
+                                 github_api_url=gh.base + '/api/v3',
                                  api_url=gh.base + '/api/v3/repos/o/r/releases/assets/7',
                                  checksum_api_url=gh.base + '/api/v3/repos/o/r/releases/assets/8')
         assert result['downloaded'] is True and result['sha256'] == GOOD
@@ -301,7 +328,7 @@ def test_errors_never_show_the_token(gh, dest):
     gh.routes['/api/asset'] = (401, {}, ('{"message": "Bad credentials %s"}' % TOKEN).encode())
     with pytest.raises(ArtifactError) as info:
         ensure_artifact(NAME, 'https://h.invalid/' + NAME, dest, pinned=GOOD, token=TOKEN,
-                        api_url=gh.base + '/api/asset')
+                        api_url=gh.base + '/api/asset', github_api_url=gh.base, attempts=1)
     assert '401' in str(info.value)
     assert TOKEN not in str(info.value)
 
@@ -367,7 +394,7 @@ def test_check_mode_on_a_fresh_host_touches_nothing(gh, dest):
 
 def test_check_mode_with_a_verified_copy(gh, dest):
     ensure_artifact(NAME, dest_dir=dest, **urls(gh))
-    result = ensure_artifact(NAME, dest_dir=dest, check_mode=True, fetch=no_network, **urls(gh))
+    result = ensure_artifact(NAME, dest_dir=dest, check_mode=True, digest=GOOD, fetch=no_network, **urls(gh))
     assert result['changed'] is False and result['downloaded'] is False
 
 
@@ -376,3 +403,222 @@ def test_check_mode_reports_a_missing_checksum(gh, dest):
     with pytest.raises(ArtifactError):
         ensure_artifact(NAME, dest_dir=dest, check_mode=True, **urls(gh))
     assert not os.path.exists(dest)
+
+
+# ---------------------------------------------------------------- retries, deadline, ceiling
+
+
+class Clock(object):
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def flaky(status_then_payload):
+    """Route answering the given statuses first, then the payload."""
+    answers = list(status_then_payload)
+
+    def route(handler):
+        if answers:
+            return answers.pop(0), {}, b'busy'
+        return 200, {}, PAYLOAD
+    return route
+
+
+def test_transient_failures_are_retried_with_backoff(gh, dest):
+    gh.routes[DL + NAME] = flaky([502, 503])
+    clock = Clock()
+    result = ensure_artifact(NAME, dest_dir=dest, sleep=clock.sleep, rng=lambda: 1.0, **urls(gh))
+    assert result['downloaded'] is True and result['attempts'] == 3
+    assert clock.slept == [1.0, 2.0]
+    assert result['url'] == gh.base + DL + NAME and result['url'] in result['msg']
+
+
+def test_retries_are_bounded_and_counted_in_the_message(gh, dest):
+    gh.routes[DL + NAME] = (503, {}, b'busy')
+    clock = Clock()
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, attempts=3, sleep=clock.sleep, rng=lambda: 0.0, **urls(gh))
+    assert 'HTTP 503' in str(info.value) and '3 attempts' in str(info.value)
+    assert gh.hits(DL + NAME) == 3
+    assert leftovers(dest) == []
+
+
+def test_a_404_is_not_retried(gh, dest):
+    del gh.routes[DL + NAME]
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, sleep=no_network, **urls(gh))
+    assert '1 attempt' in str(info.value)
+    assert gh.hits(DL + NAME) == 1
+
+
+def test_a_checksum_mismatch_is_not_retried(gh, dest):
+    with pytest.raises(ArtifactError):
+        ensure_artifact(NAME, dest_dir=dest, pinned=OTHER, sleep=no_network, **urls(gh))
+    assert gh.hits(DL + NAME) == 1
+
+
+def dripping(handler):
+    handler.send_response(200)
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    try:
+        for dummy in range(100):
+            handler.wfile.write(b'x')
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+    return None
+
+
+def endless(handler):
+    handler.send_response(200)
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    try:
+        for dummy in range(4096):
+            handler.wfile.write(b'y' * 4096)
+    except OSError:
+        pass
+    return None
+
+
+def test_a_slow_drip_fails_at_the_download_deadline(gh, dest):
+    gh.routes[DL + NAME] = dripping
+    started = time.monotonic()
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, timeout=2, download_timeout=0.4, pinned=GOOD, attempts=1,
+                        **urls(gh))
+    assert time.monotonic() - started < 1.5
+    assert 'did not finish within 0.4 s' in str(info.value)
+    assert leftovers(dest) == []
+
+
+def test_a_body_longer_than_the_stated_size_fails_at_once(gh, dest):
+    gh.routes[DL + NAME] = endless
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, size=11, pinned=GOOD, attempts=1, **urls(gh))
+    assert 'larger than 11 bytes' in str(info.value)
+    assert leftovers(dest) == []
+
+
+def test_without_a_size_the_cap_applies(gh, dest):
+    gh.routes[DL + NAME] = endless
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, max_bytes=1000000, pinned=GOOD, **urls(gh))
+    assert 'larger than 1000000 bytes' in str(info.value)
+
+
+def test_an_announced_length_other_than_the_stated_size_is_refused(gh, dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, dest_dir=dest, size=len(PAYLOAD) - 1, pinned=GOOD, **urls(gh))
+    assert 'announces %d bytes' % len(PAYLOAD) in str(info.value)
+
+
+# ---------------------------------------------------------------- transport and secrets
+
+
+def test_plain_http_to_another_machine_is_refused_unless_allowed(dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'http://10.0.2.2:8000/' + NAME, dest, pinned=GOOD, fetch=no_network)
+    assert 'allow_insecure' in str(info.value)
+
+    def fetch(url, **kwargs):
+        assert kwargs['allow_insecure'] is True
+        raise http.ConnectError(url, 'refused')
+    with pytest.raises(ArtifactError):
+        ensure_artifact(NAME, 'http://10.0.2.2:8000/' + NAME, dest, pinned=GOOD, allow_insecure=True,
+                        attempts=1, fetch=fetch)
+    result = ensure_artifact(NAME, 'http://10.0.2.2:8000/' + NAME, dest, pinned=GOOD, allow_insecure=True,
+                             check_mode=True, fetch=no_network)
+    assert 'plain http' in result['warnings'][0]
+
+
+def test_credentials_in_a_url_are_refused_without_showing_them(dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'https://bob:s3cret@mirror.invalid/' + NAME, dest, pinned=GOOD, fetch=no_network)
+    assert 's3cret' not in str(info.value) and 'url_password' in str(info.value)
+
+
+def test_mirror_credentials_go_to_the_mirror_only(gh, dest):
+    assets = Host()
+    try:
+        assets.routes['/blob'] = (200, {}, PAYLOAD)
+        gh.routes[DL + NAME] = (302, {'Location': assets.base + '/blob'}, b'')
+        ensure_artifact(NAME, dest_dir=dest, url_username='bob', url_password='s3cret\n', **urls(gh))
+        assert gh.headers_of(DL + NAME)[0]['authorization'] == 'Basic Ym9iOnMzY3JldA=='
+        assert 'authorization' not in assets.headers_of('/blob')[0]
+    finally:
+        assets.close()
+
+
+def test_a_token_with_a_trailing_newline_is_stripped(gh, dest):
+    gh.routes['/api/v3/assets/7'] = (200, {}, PAYLOAD)
+    ensure_artifact(NAME, 'https://h.invalid/' + NAME, dest, pinned=GOOD, token=TOKEN + '\n',
+                    api_url=gh.base + '/api/v3/assets/7', github_api_url=gh.base + '/api/v3')
+    assert gh.headers_of('/api/v3/assets/7')[0]['authorization'] == 'Bearer ' + TOKEN
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'https://h.invalid/' + NAME, dest, pinned=GOOD, token='abc\x07' + TOKEN,
+                        fetch=no_network)
+    assert TOKEN not in str(info.value) and 'control characters' in str(info.value)
+
+
+def test_the_token_goes_only_to_the_configured_api(gh, dest):
+    with pytest.raises(ArtifactError) as info:
+        ensure_artifact(NAME, 'https://h.invalid/' + NAME, dest, pinned=GOOD, token=TOKEN,
+                        api_url=gh.base + '/api/v3/assets/7', fetch=no_network)
+    assert 'https://api.github.com' in str(info.value) and TOKEN not in str(info.value)
+
+
+# ---------------------------------------------------------------- the private cache
+
+
+def test_private_cache_is_0700_and_keyed_by_source(gh, tmp_path):
+    root = str(tmp_path / 'cache' / 'stigmer' / 'stigmer' / 'v1.2.3')
+    first = ensure_artifact(NAME, dest_dir=root, private=True, **urls(gh))
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(str(tmp_path / 'cache')).st_mode) == 0o700
+    assert os.path.dirname(first['path']) == os.path.join(root, source_key(gh.base + DL + NAME))
+    other = Host()
+    try:
+        other.routes[DL + NAME] = (200, {}, PAYLOAD)
+        other.routes[DL + NAME + '.sha256'] = gh.routes[DL + NAME + '.sha256']
+        second = ensure_artifact(NAME, dest_dir=root, private=True, digest=GOOD, **urls(other))
+        # Another source: its own directory, its own download.
+        assert second['downloaded'] is True and second['path'] != first['path']
+        assert other.hits(DL + NAME) == 1
+    finally:
+        other.close()
+
+
+def test_a_cache_owned_by_someone_else_or_open_to_writes_is_refused(tmp_path):
+    mine = str(tmp_path / 'c')
+    os.mkdir(mine, 0o755)
+    ensure_private_dir(mine)
+    assert stat.S_IMODE(os.stat(mine).st_mode) == 0o700  # ours and only readable: tightened
+    with pytest.raises(ArtifactError) as info:
+        ensure_private_dir(mine, uid=os.getuid() + 1)
+    assert 'owned by uid' in str(info.value)
+    os.chmod(mine, 0o777)
+    with pytest.raises(ArtifactError) as info:
+        ensure_private_dir(mine)
+    assert 'writable by other users' in str(info.value)
+
+
+def test_stale_part_files_are_removed(gh, dest):
+    os.makedirs(dest)
+    stale = os.path.join(dest, '.%s.abc123.part' % NAME)
+    unrelated = os.path.join(dest, '.%s.abc123.part' % RUNNER)
+    for path in (stale, unrelated):
+        with open(path, 'wb') as handle:
+            handle.write(b'half')
+    ensure_artifact(NAME, dest_dir=dest, **urls(gh))
+    assert not os.path.exists(stale) and os.path.exists(unrelated)

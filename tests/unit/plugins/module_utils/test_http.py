@@ -6,6 +6,10 @@
 
 import calendar
 import socket
+import time
+import urllib.error
+
+from unittest import mock
 
 import pytest
 
@@ -275,3 +279,192 @@ def test_not_a_rate_limit():
 def test_rate_limit_reset_in_the_past_or_soon():
     headers = {'x-ratelimit-remaining': '0', 'x-ratelimit-reset': str(NOW - 10)}
     assert '(in under a minute)' in http.rate_limit_message(403, headers, 'https://api.github.com', now=NOW)
+
+
+# ---------------------------------------------------------------- retries
+
+
+class FakeClock(object):
+    """time.monotonic and time.sleep that only move when slept on."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def failing(errors, result='ok'):
+    calls = []
+
+    def func():
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return result
+    return func, calls
+
+
+def http_error(status, **headers):
+    return http.HttpError(status, headers, 'https://example.invalid/x')
+
+
+def test_backoff_is_exponential_capped_and_jittered():
+    assert [http.backoff_delay(n, rng=lambda: 1.0) for n in (1, 2, 3, 4, 10)] == [1.0, 2.0, 4.0, 8.0, 30.0]
+    assert http.backoff_delay(3, rng=lambda: 0.5) == 2.0
+    assert http.backoff_delay(3, rng=lambda: 0.0) == 0.0
+
+
+def test_retry_repeats_transient_failures_with_backoff():
+    clock = FakeClock()
+    func, calls = failing([http_error(502), http.ConnectError('https://x.invalid/', 'connection reset'),
+                           http_error(503)])
+    retry = http.Retry(4, sleep=clock.sleep, clock=clock, rng=lambda: 1.0)
+    assert retry.call(func) == 'ok'
+    assert len(calls) == 4
+    assert clock.slept == [1.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize('error', [http_error(404), http_error(401), http_error(403),
+                                   http_error(429, **{'x-ratelimit-remaining': '0'}),
+                                   http_error(429, **{'retry-after': '3600'}),
+                                   http.InsecureTransportError('downgrade'),
+                                   http.ResponseTooLarge('https://x.invalid/', 10)])
+def test_permanent_failures_are_not_retried(error):
+    clock = FakeClock()
+    func, calls = failing([error])
+    with pytest.raises(http.FetchError) as info:
+        http.Retry(5, sleep=clock.sleep, clock=clock).call(func)
+    assert info.value is error and info.value.attempts == 1
+    assert len(calls) == 1 and clock.slept == []
+
+
+def test_retry_after_is_honoured_for_429():
+    clock = FakeClock()
+    func, calls = failing([http_error(429, **{'retry-after': '7'})])
+    assert http.Retry(3, sleep=clock.sleep, clock=clock, rng=lambda: 1.0).call(func) == 'ok'
+    assert clock.slept == [7]
+
+
+def test_retry_gives_up_after_its_attempts_and_says_how_many():
+    clock = FakeClock()
+    func, calls = failing([http_error(503)] * 5)
+    with pytest.raises(http.HttpError) as info:
+        http.Retry(3, sleep=clock.sleep, clock=clock, rng=lambda: 1.0).call(func)
+    assert info.value.attempts == 3 and len(calls) == 3
+    assert http.attempts_text(info.value) == '3 attempts'
+
+
+def test_retry_never_sleeps_past_the_deadline():
+    clock = FakeClock()
+    func, calls = failing([http_error(503)] * 5)
+    with pytest.raises(http.HttpError) as info:
+        http.Retry(10, deadline=clock.now + 2.5, sleep=clock.sleep, clock=clock, rng=lambda: 1.0).call(func)
+    assert clock.slept == [1.0]  # the next wait (2 s) would cross the deadline
+    assert info.value.attempts == 2
+
+
+# ---------------------------------------------------------------- deadline, ceiling, downgrade
+
+
+def drip(handler):
+    """A body with no Content-Length that sends one byte every 50 ms for ever."""
+    handler.send_response(200)
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    try:
+        for dummy in range(200):
+            handler.wfile.write(b'x')
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+    return None, None, None
+
+
+def endless(handler):
+    handler.send_response(200)
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    try:
+        for dummy in range(4096):
+            handler.wfile.write(b'y' * 4096)
+    except OSError:
+        pass
+    return None, None, None
+
+
+def test_a_slow_drip_is_cut_at_the_deadline(origin):
+    origin.routes['/drip'] = drip
+    started = time.monotonic()
+    with pytest.raises(http.DeadlineExceeded) as info:
+        with http.fetch(origin.base + '/drip', timeout=2, deadline=time.monotonic() + 0.4) as response:
+            response.read()
+    assert time.monotonic() - started < 1.5
+    assert 0 < info.value.received < 40
+
+
+def test_an_endless_body_stops_at_the_ceiling(origin):
+    origin.routes['/endless'] = endless
+    with pytest.raises(http.ResponseTooLarge):
+        with http.fetch(origin.base + '/endless', max_bytes=100000) as response:
+            for dummy in response.iter_chunks():
+                pass
+    origin.routes['/big'] = fixed(200, b'z' * 5000)
+    with pytest.raises(http.ResponseTooLarge):
+        # The announced length alone is enough to refuse.
+        http.fetch(origin.base + '/big', max_bytes=11).read()
+
+
+def test_a_redirect_from_https_to_http_is_refused():
+    def fake_open_url(url, **kwargs):
+        raise urllib.error.HTTPError(url, 302, 'Found', {'Location': 'http://mirror.invalid/a'}, None)
+    with mock.patch.object(http, 'open_url', fake_open_url):
+        with pytest.raises(http.InsecureTransportError) as info:
+            http.fetch('https://github.invalid/a', token=TOKEN)
+    assert 'downgrade' in str(info.value) and 'https://github.invalid/a' in str(info.value)
+
+
+def test_plain_http_off_this_machine_is_refused_unless_allowed(origin):
+    with pytest.raises(http.InsecureTransportError):
+        http.fetch('http://10.0.2.2:9/x')
+    with pytest.raises(http.InsecureTransportError):
+        http.check_transport('http://mirror.example.com/x')
+    assert http.check_transport('http://127.0.0.5:8/x') is None
+    assert http.check_transport('http://[::1]:8/x') is None
+    assert http.check_transport('http://localhost/x') is None
+    assert http.check_transport('https://mirror.example.com/x') is None
+    assert 'plain http' in http.check_transport('http://10.0.2.2:8/x', allow_insecure=True)
+    with pytest.raises(http.InsecureTransportError):
+        http.check_transport('ftp://mirror.example.com/x', allow_insecure=True)
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_clean_secret_strips_white_space_and_refuses_control_characters():
+    assert http.clean_secret(TOKEN + '\n', 'token') == TOKEN
+    assert http.clean_secret('  \n', 'token') is None
+    with pytest.raises(ValueError) as info:
+        http.clean_secret('abc\ndef', 'the token')
+    assert 'abc' not in str(info.value) and 'control characters' in str(info.value)
+
+
+def test_scrub_masks_escaped_secrets_and_url_credentials():
+    text = "Invalid header value b'Bearer %s\\n' for https://bob:s3cret@mirror.invalid/x" % 'tok\nen'
+    shown = http.scrub(text, 'tok\nen')
+    assert 'tok' not in shown and 's3cret' not in shown and 'bob' not in shown
+    assert 'https://mirror.invalid/x' in shown
+
+
+def test_split_credentials_and_basic_auth():
+    url, user, password = http.split_credentials('https://bob:p%40ss@mirror.invalid/stigmer')
+    assert (url, user, password) == ('https://mirror.invalid/stigmer', 'bob', 'p@ss')
+    assert http.split_credentials('https://mirror.invalid/x') == ('https://mirror.invalid/x', None, None)
+    assert http.basic_auth_headers('bob', 'p@ss') == {'Authorization': 'Basic Ym9iOnBAc3M='}
+    assert http.basic_auth_headers(None, None) == {}

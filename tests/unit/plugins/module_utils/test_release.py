@@ -4,6 +4,7 @@
 
 """resolve_release with recorded GitHub answers (fake fetch) and once against a real local server."""
 
+import functools
 import io
 import json
 import os
@@ -86,6 +87,14 @@ def trimmed(releases):
     return [release.trim_release(r) for r in releases]
 
 
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch):
+    """Every resolve_release of this module records its backoff instead of waiting."""
+    slept = []
+    monkeypatch.setitem(globals(), 'resolve_release', functools.partial(release.resolve_release, sleep=slept.append))
+    return slept
+
+
 class Answer(object):
     def __init__(self, status=200, body=b'', headers=None):
         self.status = status
@@ -101,7 +110,7 @@ class FakeFetch(object):
         self.calls = []
 
     def __call__(self, url, headers=None, token=None, validate_certs=True, timeout=30, method='GET',
-                 follow_redirects=True, max_redirects=5):
+                 follow_redirects=True, max_redirects=5, **limits):
         self.calls.append({'url': url, 'headers': dict(headers or {}), 'token': token,
                            'follow_redirects': follow_redirects})
         answer = self.answers.get(url)
@@ -616,7 +625,7 @@ def test_pinned_not_found():
     with pytest.raises(ReleaseError) as info:
         resolve_release(REPO, '9.9.9', token=TOKEN, fetch=FakeFetch())
     assert str(info.value) == ('release v9.9.9 not found in stigmer/stigmer (https://api.github.com); '
-                               'check stigmer_version')
+                               'check stigmer_version (1 attempt)')
 
 
 def test_pinned_not_found_without_token_mentions_private_repositories():
@@ -671,11 +680,19 @@ def test_mirror_latest_reads_the_latest_file_without_the_token():
 
 
 def test_mirror_without_latest_file():
+    fetch = FakeFetch()
     with pytest.raises(ReleaseError) as info:
-        resolve_release(REPO, 'latest', mirror_url='https://u:pw@mirror.example/s', fetch=FakeFetch())
+        resolve_release(REPO, 'latest', mirror_url='https://mirror.example/s', url_username='u',
+                        url_password='pw-SECRET', fetch=fetch)
     message = str(info.value)
     assert "no 'latest' file at https://mirror.example/s/latest" in message
-    assert 'pw' not in message
+    assert fetch.calls[0]['headers'] == {'Authorization': 'Basic dTpwdy1TRUNSRVQ='}
+
+
+def test_mirror_credentials_in_the_url_are_refused_without_showing_them():
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, 'latest', mirror_url='https://u:pw-SECRET@mirror.example/s', fetch=FakeFetch())
+    assert 'pw-SECRET' not in str(info.value) and 'url_password' in str(info.value)
 
 
 def test_mirror_latest_file_with_garbage():
@@ -848,3 +865,99 @@ def test_plan_for_a_mirror_covers_every_supported_platform_with_mirror_urls():
     assert item['url'] == 'https://mirror/temporal/v1.5.1/temporal_cli_1.5.1_linux_arm64.tar.gz'
     assert item['checksum_url'] == 'https://mirror/temporal/v1.5.1/checksums.txt'
     assert item['digest'] is None and item['api_url'] is None
+
+
+# ---------------------------------------------------------------- retries, transport, secrets, pins, cache
+
+
+def test_transient_api_failures_are_retried_with_backoff(sleeps):
+    answers = [Answer(502, b'bad gateway'), http.ConnectError(api_tag('v0.0.7'), 'Connection reset by peer'),
+               Answer(200, release_json('v0.0.7'))]
+
+    def flaky(headers):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    fetch = FakeFetch({api_tag('v0.0.7'): flaky})
+    result = release.resolve_release(REPO, '0.0.7', fetch=fetch, sleep=sleeps.append, rng=lambda: 1.0)
+    assert result['tag'] == 'v0.0.7'
+    assert fetch.urls == [api_tag('v0.0.7')] * 3
+    assert sleeps == [1.0, 2.0]
+
+
+def test_retries_end_after_the_attempts_and_the_message_counts_them(sleeps):
+    fetch = FakeFetch({api_tag('v0.0.7'): Answer(503, b'unavailable')})
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', attempts=3, fetch=fetch)
+    assert 'HTTP 503' in str(info.value) and '(3 attempts)' in str(info.value)
+    assert len(fetch.calls) == 3 and len(sleeps) == 2
+
+
+def test_a_rate_limit_that_resets_later_is_not_retried(sleeps):
+    limited = Answer(403, {'message': 'API rate limit exceeded'},
+                     {'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '4102444800'})
+    fetch = FakeFetch({api_tag('v0.0.7'): limited})
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', fetch=fetch)
+    assert 'rate limit' in str(info.value) and '(1 attempt)' in str(info.value)
+    assert len(fetch.calls) == 1 and sleeps == []
+
+
+def test_each_api_request_gets_a_deadline_and_a_ceiling():
+    seen = []
+
+    def fetch(url, **kwargs):
+        seen.append(kwargs)
+        return http.Response(io.BytesIO(json.dumps(release_json('v0.0.7')).encode()), 200, {}, url)
+    resolve_release(REPO, '0.0.7', timeout=7, fetch=fetch, clock=lambda: 100.0)
+    assert seen[0]['deadline'] == 107.0 and seen[0]['max_bytes'] == release.MAX_API_BYTES
+    assert seen[0]['allow_insecure'] is False
+
+
+def test_plain_http_api_is_refused_unless_loopback_or_allowed():
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', api_url='http://10.0.2.2:8080/api/v3', fetch=FakeFetch())
+    assert 'plain http' in str(info.value) and 'allow_insecure' in str(info.value)
+    api = 'http://10.0.2.2:8080/api/v3'
+    fetch = FakeFetch({api + '/repos/stigmer/stigmer/releases/tags/v0.0.7': Answer(200, release_json('v0.0.7'))})
+    result = resolve_release(REPO, '0.0.7', api_url=api, github_url='http://10.0.2.2:8080', allow_insecure=True,
+                             fetch=fetch)
+    assert len(result['warnings']) == 2 and all('plain http' in w for w in result['warnings'])
+    with pytest.raises(ReleaseError):
+        resolve_release(REPO, 'latest', mirror_url='http://mirror.example/s', fetch=FakeFetch())
+
+
+def test_a_token_with_a_trailing_newline_is_stripped_and_control_characters_refused():
+    fetch = FakeFetch({api_tag('v0.0.7'): Answer(200, release_json('v0.0.7'))})
+    resolve_release(REPO, '0.0.7', token=TOKEN + '\n', fetch=fetch)
+    assert fetch.calls[0]['token'] == TOKEN
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', token=TOKEN + '\x00x', fetch=FakeFetch())
+    assert TOKEN not in str(info.value) and 'control characters' in str(info.value)
+
+
+def test_a_pin_for_an_asset_the_release_lacks_names_what_it_has():
+    fetch = FakeFetch({api_tag('v0.0.7'): Answer(200, release_json('v0.0.7', platforms=UPSTREAM))})
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', fetch=fetch, checksums={'stigmer-v0.0.6-linux-amd64.tar.gz': HEX_A})
+    message = str(info.value)
+    assert 'stigmer_checksums pins stigmer-v0.0.6-linux-amd64.tar.gz' in message
+    assert 'agent-runner-v0.0.7-linux-amd64' in message
+    # A pin of the temporal release is left to that release; a right pin passes.
+    ok = {'stigmer-v0.0.7-linux-amd64.tar.gz': HEX_A, 'temporal_cli_1.5.1_linux_amd64.tar.gz': HEX_A}
+    assert resolve_release(REPO, '0.0.7', fetch=fetch, checksums=ok)['tag'] == 'v0.0.7'
+    with pytest.raises(ReleaseError):
+        resolve_release(REPO, '0.0.7', mirror_url='https://m.example/s', fetch=FakeFetch(),
+                        checksums={'agent-runner-v0.0.7-linux-amd6': HEX_A})
+
+
+def test_the_release_cache_is_private(tmp_path):
+    cache = tmp_path / 'cache'
+    fetch = FakeFetch({api_tag('v0.0.7'): Answer(200, release_json('v0.0.7'))})
+    resolve_release(REPO, '0.0.7', cache_dir=str(cache), fetch=fetch)
+    assert oct(os.stat(str(cache)).st_mode & 0o777) == '0o700'
+    os.chmod(str(cache), 0o777)
+    with pytest.raises(ReleaseError) as info:
+        resolve_release(REPO, '0.0.7', cache_dir=str(cache), fetch=FakeFetch())
+    assert 'writable by other users' in str(info.value)

@@ -7,7 +7,12 @@
 import functools
 import hashlib
 import io
+import json
 import os
+
+import pytest
+
+from ansible.module_utils.common.warnings import _global_warnings
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import artifact
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
@@ -63,7 +68,11 @@ def test_download_then_idempotent(monkeypatch, capsys, tmp_path):
     code, out = run(monkeypatch, capsys, args_for(dest, _ansible_diff=True), fetch)
     assert code == 0 and out['changed'] is False and out['downloaded'] is False
     assert 'diff' not in out
-    assert fetch.calls == []
+    # The record is no proof: the checksum file is asked again, the artifact is not.
+    assert fetch.calls == [BASE + NAME + '.sha256']
+    fetch = release_fetch()
+    code, out = run(monkeypatch, capsys, args_for(dest, digest=GOOD), fetch)
+    assert code == 0 and out['changed'] is False and fetch.calls == []
 
 
 def test_check_mode_with_diff(monkeypatch, capsys, tmp_path):
@@ -96,5 +105,51 @@ def test_bad_pin_fails(monkeypatch, capsys, tmp_path):
 
 def test_documentation_matches_the_argument_spec():
     spec, returned = harness.check_documentation(stigmer_artifact)[1:]
-    assert spec['token']['no_log'] is True
-    assert set(returned) == {'path', 'sha256', 'downloaded', 'verified_against', 'msg'}
+    assert spec['token']['no_log'] is True and spec['url_password']['no_log'] is True
+    assert set(returned) == {'path', 'sha256', 'downloaded', 'verified_against', 'url', 'attempts', 'msg'}
+
+
+def test_no_secret_in_any_output(monkeypatch, capsys, tmp_path):
+    fetch = Fetch({})
+    code, out = run(monkeypatch, capsys, args_for(str(tmp_path), token=TOKEN + '\n', url_username='bob',
+                                                  url_password='s3cret-PASSWORD', attempts=1), fetch)
+    text = repr(out)
+    assert code == 1 and '404' in out['msg']
+    assert TOKEN not in text and 's3cret-PASSWORD' not in text
+
+
+@pytest.fixture
+def warnings_cleared():
+    """Module warnings are process-global in ansible-core: do not leak ours into later tests."""
+    yield
+    _global_warnings.clear()
+
+
+def test_insecure_transport_option_warns(monkeypatch, capsys, tmp_path, warnings_cleared):
+    url = 'http://10.0.2.2:8000/v1.2.3/'
+    fetch = Fetch({url + NAME: PAYLOAD})
+    code, out = run(monkeypatch, capsys, args_for(str(tmp_path), url=url + NAME, checksum_url=None,
+                                                  checksum=GOOD), fetch)
+    assert code == 1 and 'allow_insecure' in out['msg'] and fetch.calls == []
+    code, out = run(monkeypatch, capsys, args_for(str(tmp_path), url=url + NAME, checksum_url=None,
+                                                  checksum=GOOD, allow_insecure=True), fetch)
+    assert code == 0 and out['downloaded'] is True and out['url'] == url + NAME
+    # ansible-core 2.19 returns warnings as structured events: look for the text, not the shape.
+    assert 'plain http' in json.dumps(out['warnings'])
+
+
+def test_credentials_in_the_url_reach_the_mirror_and_no_output(monkeypatch, capsys, tmp_path):
+    seen = []
+
+    def fetch(url, headers=None, **kwargs):
+        seen.append((url, dict(headers or {})))
+        body = PAYLOAD if url.endswith(NAME) else ('%s  %s\n' % (GOOD, NAME)).encode()
+        return http.Response(io.BytesIO(body), 200, {}, url)
+    args = args_for(str(tmp_path), url='https://bob:pw-SECRET@m.example/v1.2.3/' + NAME,
+                    checksum_url='https://bob:pw-SECRET@m.example/v1.2.3/' + NAME + '.sha256')
+    code, out = run(monkeypatch, capsys, args, fetch)
+    assert code == 0 and out['url'] == 'https://m.example/v1.2.3/' + NAME
+    base = 'https://m.example/v1.2.3/'
+    assert [u for u, h in seen] == [base + NAME + '.sha256', base + NAME]
+    assert all(h['Authorization'] == 'Basic Ym9iOnB3LVNFQ1JFVA==' for u, h in seen)
+    assert 'pw-SECRET' not in json.dumps(out)

@@ -50,7 +50,8 @@ class Fetch(object):
 
 
 def run(monkeypatch, capsys, args, fetch):
-    monkeypatch.setattr(stigmer_release, 'resolve_release', functools.partial(release.resolve_release, fetch=fetch))
+    resolve = functools.partial(release.resolve_release, fetch=fetch, sleep=lambda seconds: None)
+    monkeypatch.setattr(stigmer_release, 'resolve_release', resolve)
     return harness.run_module(stigmer_release, args, capsys)
 
 
@@ -139,6 +140,38 @@ def test_version_error_fails(monkeypatch, capsys):
 
 def test_documentation_matches_the_argument_spec():
     spec, returned = harness.check_documentation(stigmer_release)[1:]
-    assert spec['token']['no_log'] is True
+    assert spec['token']['no_log'] is True and spec['url_password']['no_log'] is True
     assert set(returned) == {'tag', 'version', 'prerelease', 'source', 'assets', 'download_base', 'platforms', 'artifacts',
                              'carries', 'skipped', 'newest_by_platform'}
+
+
+def test_no_secret_in_any_output(monkeypatch, capsys):
+    answer = (200, {}, json.dumps(tag_json('v1.1.0')).encode())
+    fetch = Fetch({API + '/repos/stigmer/stigmer/releases/tags/v1.1.0': answer,
+                   'https://m.example/s/latest': (503, {}, b'busy')})
+    code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'token': TOKEN + '\n'}, fetch)
+    assert code == 0 and fetch.calls[0] == (API + '/repos/stigmer/stigmer/releases/tags/v1.1.0', TOKEN)
+    assert TOKEN not in json.dumps(out)
+    code, out = run(monkeypatch, capsys, {'mirror_url': 'https://m.example/s', 'url_username': 'bob',
+                                          'url_password': 'pw-SECRET-1', 'attempts': 2}, fetch)
+    assert code == 1 and 'HTTP 503' in out['msg'] and '2 attempts' in out['msg']
+    assert 'pw-SECRET-1' not in json.dumps(out)
+    # Credentials in the URL are used for the mirror only, and masked everywhere, arguments included.
+    fetch = Fetch({'https://m.example/s/latest': (200, {}, b'v2.0.0\n')})
+    code, out = run(monkeypatch, capsys, {'mirror_url': 'https://bob:pw-SECRET-2@m.example/s'}, fetch)
+    assert code == 0 and out['download_base'] == 'https://m.example/s/v2.0.0/'
+    assert 'pw-SECRET-2' not in json.dumps(out)
+    code, out = run(monkeypatch, capsys, {'api_url': 'https://bob:pw-SECRET-3@ghe.example/api/v3'}, fetch)
+    assert code == 1 and 'must not carry' in out['msg'] and 'pw-SECRET-3' not in json.dumps(out)
+
+
+def test_a_pin_for_a_missing_asset_fails(monkeypatch, capsys):
+    answer = (200, {}, json.dumps(tag_json('v1.1.0')).encode())
+    fetch = Fetch({API + '/repos/stigmer/stigmer/releases/tags/v1.1.0': answer})
+    pins = {'agent-runner-v1.1.0-linux-arm64': 'c' * 64}
+    code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'checksums': pins}, fetch)
+    assert code == 1 and 'agent-runner-v1.1.0-linux-arm64' in out['msg']
+    assert 'it has: agent-runner-v1.1.0-linux-amd64, stigmer-v1.1.0-linux-amd64.tar.gz' in out['msg']
+    pins = {'agent-runner-v1.1.0-linux-amd64': 'c' * 64}
+    code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'checksums': pins}, fetch)
+    assert code == 0 and out['artifacts']['linux-amd64'][0]['size'] == 10
