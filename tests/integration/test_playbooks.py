@@ -392,6 +392,30 @@ def test_a_server_started_without_temporal_is_caught_and_restarted_by_the_gate(b
         host_sh(names[0], 'rm -rf %s && systemctl daemon-reload' % drop_in.rsplit('/', 1)[0])
 
 
+def test_environment_values_arrive_byte_for_byte_or_are_refused(baseline, server, fleet):
+    names, inventory = fleet
+    tricky = 'x"y $(touch /var/lib/stigmer/pwned) `touch /var/lib/stigmer/pwned` a\\b\\\\c $HOME ${HOME} %h ;#'
+    before = host_state(names[0])
+    refused = run_site(server, inventory, baseline['cache'], {
+        'stigmer_version': '0.0.6', 'stigmer_extra_environment': {'QUOTED': "it's", 'SPLIT': 'a\nb'}},
+        limit=names[0])
+    assert refused.returncode != 0
+    assert 'cannot be written to the services' in refused.stdout and 'QUOTED, SPLIT' in refused.stdout, \
+        refused.stdout[-3000:]
+    assert_untouched(names[0], before)
+    try:
+        result = run_site(server, inventory, baseline['cache'], {
+            'stigmer_version': '0.0.6', 'stigmer_extra_environment': {'TRICKY': tricky}}, limit=names[0])
+        assert result.returncode == 0, result.stdout[-3000:]
+        pid = host_sh(names[0], 'systemctl show -p MainPID --value stigmer-server').stdout.strip()
+        environ = podman('exec', names[0], 'cat', '/proc/%s/environ' % pid).stdout
+        assert 'TRICKY=%s' % tricky in environ.split('\0')
+        assert host_sh(names[0], 'test -e /var/lib/stigmer/pwned').returncode != 0
+    finally:
+        restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
+        assert restored.returncode == 0, restored.stdout[-3000:]
+
+
 def test_a_crash_looping_component_fails_the_run_with_its_log_until_switched_off(baseline, server, fleet):
     names, inventory = fleet
     # v0.0.5's workflow-runner exits 1 at once, as upstream's v0.0.5 to v0.0.7 do.
