@@ -187,28 +187,15 @@ def test_fault_fails_clearly_and_leaves_the_host_as_it_was(baseline, server, fle
     assert_no_temp(tmp_path / 'cache')
 
 
-def test_asset_404_on_a_mirror_names_the_url(baseline, server, fleet, tmp_path):
-    names, inventory = fleet
-    before = host_state(names[0])
-    server_ctl.faults(server.port, {'missing': ['agent-runner-v0.0.7-linux-amd64']})
-    try:
-        result = run_site(server, inventory, tmp_path / 'cache', {
-            'stigmer_version': '0.0.7',
-            'stigmer_mirror_url': 'http://127.0.0.1:%d/mirror/stigmer/stigmer' % server.asset_port,
-            'stigmer_temporal_mirror_url': 'http://127.0.0.1:%d/mirror/temporalio/cli' % server.asset_port,
-        }, limit=names[0])
-    finally:
-        server_ctl.reset(server.port)
-    assert result.returncode != 0
-    assert '404' in result.stdout and 'agent-runner-v0.0.7-linux-amd64' in result.stdout, result.stdout[-3000:]
-    assert_untouched(names[0], before)
-
-
-def test_a_mirror_without_the_checksum_file_fails_naming_it_and_the_pin(baseline, server, fleet, tmp_path):
-    names, inventory = fleet
-    before = host_state(names[0])
+@pytest.mark.parametrize('missing, expected', [
+    ('agent-runner-v0.0.7-linux-amd64', ['404', 'agent-runner-v0.0.7-linux-amd64']),
     # A mirror has no API digest: without the published .sha256 nothing can prove the bytes.
-    server_ctl.faults(server.port, {'missing': ['agent-runner-v0.0.7-linux-amd64.sha256']})
+    ('agent-runner-v0.0.7-linux-amd64.sha256', ['agent-runner-v0.0.7-linux-amd64.sha256', 'stigmer_checksums']),
+], ids=['asset', 'checksum-file'])
+def test_a_file_missing_on_a_mirror_fails_naming_it(baseline, server, fleet, tmp_path, missing, expected):
+    names, inventory = fleet
+    before = host_state(names[0])
+    server_ctl.faults(server.port, {'missing': [missing]})
     try:
         result = run_site(server, inventory, tmp_path / 'cache', {
             'stigmer_version': '0.0.7',
@@ -218,8 +205,7 @@ def test_a_mirror_without_the_checksum_file_fails_naming_it_and_the_pin(baseline
     finally:
         server_ctl.reset(server.port)
     assert result.returncode != 0
-    assert 'agent-runner-v0.0.7-linux-amd64.sha256' in result.stdout and 'stigmer_checksums' in result.stdout, \
-        result.stdout[-3000:]
+    assert all(text in result.stdout for text in expected), result.stdout[-3000:]
     assert_untouched(names[0], before)
 
 

@@ -21,6 +21,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
     source_key,
 )
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 TOKEN = 'fake-token-ARTIFACTtoken0123456789abcdefXY'
 NAME = 'stigmer-v1.2.3-linux-amd64.tar.gz'
@@ -408,19 +409,6 @@ def test_check_mode_reports_a_missing_checksum(gh, dest):
 # ---------------------------------------------------------------- retries, deadline, ceiling
 
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def flaky(status_then_payload):
     """Route answering the given statuses first, then the payload."""
     answers = list(status_then_payload)
@@ -434,7 +422,7 @@ def flaky(status_then_payload):
 
 def test_transient_failures_are_retried_with_backoff(gh, dest):
     gh.routes[DL + NAME] = flaky([502, 503])
-    clock = Clock()
+    clock = FakeClock(0.0)
     result = ensure_artifact(NAME, dest_dir=dest, sleep=clock.sleep, rng=lambda: 1.0, **urls(gh))
     assert result['downloaded'] is True and result['attempts'] == 3
     assert clock.slept == [1.0, 2.0]
@@ -443,7 +431,7 @@ def test_transient_failures_are_retried_with_backoff(gh, dest):
 
 def test_retries_are_bounded_and_counted_in_the_message(gh, dest):
     gh.routes[DL + NAME] = (503, {}, b'busy')
-    clock = Clock()
+    clock = FakeClock(0.0)
     with pytest.raises(ArtifactError) as info:
         ensure_artifact(NAME, dest_dir=dest, attempts=3, sleep=clock.sleep, rng=lambda: 0.0, **urls(gh))
     assert 'HTTP 503' in str(info.value) and '3 attempts' in str(info.value)

@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 TOKEN = 'fake-token-TESTTOKEN0123456789abcdefABCDEF'
 
@@ -282,21 +283,6 @@ def test_rate_limit_reset_in_the_past_or_soon():
 
 
 # ---------------------------------------------------------------- retries
-
-
-class FakeClock(object):
-    """time.monotonic and time.sleep that only move when slept on."""
-
-    def __init__(self):
-        self.now = 1000.0
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def failing(errors, result='ok'):

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import service_state as s
 from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import ServiceStateError
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 INV_A = '4a1c0e6f7d2b4f0e9a3c5b6d7e8f9a0b'
 INV_B = '0f9e8d7c6b5a49382716a5b4c3d2e1f0'
@@ -307,19 +308,6 @@ def test_component_problems():
 
 # ---------------------------------------------------------------- the gate over a fake host
 
-class Clock(object):
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
 
 def unit(pid, restarts=0, invocation=INV_A, active=True, started='Tue 2026-01-06 10:00:03 UTC'):
     return {'ActiveState': 'active' if active else 'activating', 'SubState': 'running' if active else 'auto-restart',
@@ -383,7 +371,7 @@ def healthy_units(server_pid=812, runner_restarts=0, runner_pid=900):
 
 
 def gate(host, wait=30, settle=10, probe=None, check_mode=False, components=None, clock=None):
-    clock = clock or Clock()
+    clock = clock or FakeClock()
     components = COMPONENTS if components is None else components
     probes = []
 
@@ -417,7 +405,7 @@ def test_healthy_after_the_settle_window():
 def test_wait_zero_samples_once_without_a_settle_window():
     host = FakeSystemd([healthy_units()], JOURNAL)
     result, clock, probes = gate(host, wait=0)
-    assert result['healthy'] is True and clock.sleeps == [] and len(probes) == 1
+    assert result['healthy'] is True and clock.slept == [] and len(probes) == 1
     assert result['msg'].endswith('; server, workflow-runner, agent-runner are running')
 
 
@@ -587,7 +575,7 @@ def test_systemctl_failure_is_reported_not_raised():
     def broken(argv):
         return 1, '', 'Failed to connect to bus: No such file or directory'
     result = s.run_gate(s.Systemd(broken), COMPONENTS, None, 0, 10, runner=broken,
-                        clock=Clock().monotonic, sleep=Clock().sleep)
+                        clock=FakeClock().monotonic, sleep=FakeClock().sleep)
     assert result['healthy'] is False
     assert result['msg'].startswith('systemctl show --property=')
     assert result['msg'].endswith('failed (rc=1): Failed to connect to bus: No such file or directory')
@@ -596,7 +584,7 @@ def test_systemctl_failure_is_reported_not_raised():
 
 def test_probe_only_gate():
     calls = []
-    result = s.run_gate(None, [], lambda: calls.append(1) or UP, 0, 10, clock=Clock().monotonic, sleep=Clock().sleep)
+    result = s.run_gate(None, [], lambda: calls.append(1) or UP, 0, 10, clock=FakeClock().monotonic, sleep=FakeClock().sleep)
     assert result == {'changed': False, 'healthy': True, 'msg': UP['msg'], 'restarted': [], 'components': {},
                       'logs': {}, 'grpc': True, 'status': None}
     assert calls == [1]
@@ -628,7 +616,7 @@ def test_launchd_gate_reads_the_current_start_from_the_log(tmp_path):
     components = [{'name': 'agent-runner', 'unit': 'ai.stigmer.agent-runner', 'log_path': str(log),
                    'ready_pattern': 'Worker ready, polling for tasks'}]
     host = FakeLaunchd([{'system/ai.stigmer.agent-runner': (0, PRINT_RUNNING)}])
-    clock = Clock()
+    clock = FakeClock()
     result = s.run_gate(s.Launchd(host), components, None, 3, 2, runner=host, clock=clock.monotonic, sleep=clock.sleep)
     assert result['healthy'] is False
     assert result['msg'] == 'agent-runner has not logged its ready line since it started (pid 4242)'
@@ -636,7 +624,7 @@ def test_launchd_gate_reads_the_current_start_from_the_log(tmp_path):
 
     with open(str(log), 'a') as handle:
         handle.write(READY + '\n')
-    clock = Clock()
+    clock = FakeClock()
     result = s.run_gate(s.Launchd(host), components, None, 3, 2, runner=host, clock=clock.monotonic, sleep=clock.sleep)
     assert result['healthy'] is True and result['components']['agent-runner']['pid'] == 4242
 
@@ -647,7 +635,7 @@ def test_launchd_log_without_the_start_marker(tmp_path):
     components = [{'name': 'agent-runner', 'unit': 'ai.stigmer.agent-runner', 'log_path': str(log),
                    'ready_pattern': 'Worker ready'}]
     host = FakeLaunchd([{'system/ai.stigmer.agent-runner': (0, PRINT_RUNNING)}])
-    result = s.run_gate(s.Launchd(host), components, None, 0, 0, clock=Clock().monotonic, sleep=Clock().sleep)
+    result = s.run_gate(s.Launchd(host), components, None, 0, 0, clock=FakeClock().monotonic, sleep=FakeClock().sleep)
     assert result['healthy'] is False
     assert result['msg'] == ("agent-runner: %s has no 'stigmer.runtime: start pid 4242' line, so its current start "
                              "cannot be told apart" % log)
@@ -661,7 +649,7 @@ def test_launchd_log_that_is_a_symlink_is_not_read(tmp_path):
     components = [{'name': 'agent-runner', 'unit': 'ai.stigmer.agent-runner', 'log_path': str(log),
                    'ready_pattern': 'Worker ready'}]
     host = FakeLaunchd([{'system/ai.stigmer.agent-runner': (0, PRINT_RUNNING)}])
-    result = s.run_gate(s.Launchd(host), components, None, 0, 0, clock=Clock().monotonic, sleep=Clock().sleep)
+    result = s.run_gate(s.Launchd(host), components, None, 0, 0, clock=FakeClock().monotonic, sleep=FakeClock().sleep)
     assert result['healthy'] is False
     assert 'refusing to follow a symbolic link' in result['msg']
     assert result['logs']['agent-runner'] == ['(cannot read %s: refusing to follow a symbolic link)' % log]
@@ -685,7 +673,7 @@ def test_launchd_crash_loop_and_kickstart_for_a_stale_server(tmp_path):
     prints_after = [dict(p, **{'system/ai.stigmer.server': (0, PRINT_RUNNING.replace('pid = 4242', 'pid = 5000'))})
                     for p in prints]
     host.prints = prints[:1] + prints_after[1:]
-    clock = Clock()
+    clock = FakeClock()
     result = s.run_gate(s.Launchd(kickstart_after_rewrite), components, None, 60, 10, runner=kickstart_after_rewrite,
                         clock=clock.monotonic, sleep=clock.sleep)
     assert [c for c in host.calls if c[1] == 'kickstart'] == [['/bin/launchctl', 'kickstart', '-k', 'system/ai.stigmer.server']]
