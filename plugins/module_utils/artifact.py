@@ -347,19 +347,21 @@ class _Job(object):
     def ceiling(self):
         return self.size if self.size is not None else self.max_bytes
 
-    def _stream(self, out, hasher):
-        """One attempt: (url used, bytes received) into ``out`` from its start."""
+    def _stream(self, out):
+        """One attempt: (url used, bytes received, sha256 hex) into ``out`` from its start."""
         self.attempts_made += 1
         out.seek(0)
         out.truncate()
-        hasher.__init__()
+        # A fresh hash per attempt: a reset mid-body must not leave its bytes in the digest.
+        hasher = hashlib.sha256()
         received = 0
         used_url, response = self.request(self.url, self.api_url, self.ceiling())
         try:
             announced = http.content_length(response.headers)
             if self.size is not None and announced is not None and announced != self.size:
-                raise self.error('%s at %s announces %d bytes but the release states %d; nothing was downloaded'
-                                 % (self.name, http.redact_url(used_url), announced, self.size))
+                raise self.error('%s at %s announces %d bytes but the release states %d; nothing was downloaded '
+                                 '(%s)' % (self.name, http.redact_url(used_url), announced, self.size,
+                                           http.attempts_text(self.attempts_made)))
             for chunk in response.iter_chunks(CHUNK_SIZE):
                 hasher.update(chunk)
                 out.write(chunk)
@@ -372,22 +374,20 @@ class _Job(object):
         expected_len = announced if announced is not None else self.size
         if expected_len is not None and received != expected_len:
             raise http.ShortReadError(final_url, expected_len, received)
-        return final_url, received
+        return final_url, received, hasher.hexdigest()
 
     def download(self, expected, source):
         """Fetch into a temp file, verify, then atomically replace the artifact."""
         fd, tmp = tempfile.mkstemp(dir=self.dest_dir, prefix='.%s.' % self.name, suffix='.part')
         retry = self.retry()
         try:
-            hasher = hashlib.sha256()
             with os.fdopen(fd, 'w+b') as out:
                 try:
-                    used_url, received = retry.call(lambda: self._stream(out, hasher))
+                    used_url, received, got = retry.call(lambda: self._stream(out))
                 except http.FetchError as exc:
                     raise self.failure(exc, exc.url or self.url, self.name)
                 out.flush()
                 os.fsync(out.fileno())
-            got = hasher.hexdigest()
             if got != expected:
                 raise self.error('checksum mismatch for %s: expected %s (from %s), got %s from %s; the download is '
                                  'corrupt or the release was altered \u2014 nothing was installed'

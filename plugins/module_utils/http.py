@@ -577,8 +577,9 @@ def is_transient(exc):
     return isinstance(exc, (ConnectError, ShortReadError, DeadlineExceeded))
 
 
-def attempts_text(exc):
-    count = getattr(exc, 'attempts', 1)
+def attempts_text(exc_or_count):
+    """'1 attempt' / 'N attempts' for a failure (its ``attempts``) or a count."""
+    count = exc_or_count if isinstance(exc_or_count, int) else getattr(exc_or_count, 'attempts', 1)
     return '1 attempt' if count == 1 else '%d attempts' % count
 
 

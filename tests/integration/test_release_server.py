@@ -84,11 +84,17 @@ def releases(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(releases, tmp_path_factory):
+def tls(tmp_path_factory):
+    return server_ctl.make_tls(str(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="module")
+def server(releases, tls, tmp_path_factory):
     root = releases[0]
     log = tmp_path_factory.mktemp("server-log") / "release_server.log"
     handle = server_ctl.start(str(root), server_ctl.free_port(), server_ctl.free_port(),
-                              token=TOKEN, log=str(log))
+                              token=TOKEN, log=str(log), tls=tls, tls_port=server_ctl.free_port(),
+                              tls_asset_port=server_ctl.free_port())
     yield handle
     assert server_ctl.stop(handle) == 0
     assert TOKEN not in log.read_text(), "the server logged a token"
@@ -483,8 +489,192 @@ def test_faults(srv, releases):
     assert s.get(web + "/releases/latest", allow_redirects=False).status_code == 302
     assert s.get("%s/releases/download/v0.0.7/%s" % (web, runner)).content == original
     cleared = {"corrupt": [], "bad_checksum": [], "missing": [], "rate_limited": False,
-               "latest_redirect": True}
+               "latest_redirect": True, "status_then_ok": {}, "retry_after": {}, "reset": {},
+               "drip": {}, "endless": [], "oversize": [], "downgrade": []}
     assert server_ctl.stats(srv.port)["faults"] == cleared
+
+
+# ----------------------------------------------------------- network faults
+RUNNER = "agent-runner-v0.0.7-linux-amd64"
+
+
+def mirror_path(name=RUNNER, tag="v0.0.7"):
+    return "/mirror/%s/%s/%s" % (REPO, tag, name)
+
+
+def raw_get(port, path, read_body=True, timeout=10):
+    """GET over a plain socket: (status line, headers, body bytes, error or None). The error is
+    what ended the body early (ConnectionResetError for a reset), never swallowed silently."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (path, port)).encode())
+    data, error = b"", None
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _sep, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict((k.strip().lower(), v.strip()) for k, _sep, v in (l.partition(":") for l in lines[1:]))
+        if read_body:
+            want = int(headers.get("content-length", -1))
+            while want < 0 or len(body) < want:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except OSError as exc:
+                    error = exc
+                    break
+                if not chunk:
+                    break
+                body += chunk
+        return lines[0], headers, body, (error, sock)
+    finally:
+        if read_body:
+            sock.close()
+
+
+def hits(port, fault):
+    return server_ctl.stats(port)["fault_hits"][fault]
+
+
+def test_status_then_ok_on_assets_and_api_paths(srv, releases):
+    s = session()
+    original = (releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes()
+    server_ctl.faults(srv.port, status_then_ok={RUNNER: [503, 502]})
+    merged = server_ctl.faults(srv.port, status_then_ok={RUNNER: [504]})
+    assert merged["status_then_ok"] == {RUNNER: [503, 502, 504]}  # lists are joined
+    url = "%s/%s/releases/download/v0.0.7/%s" % (srv.base_url, REPO, RUNNER)
+    assert [s.get(url).status_code for _attempt in range(3)] == [503, 502, 504]
+    r = s.get(url)
+    assert r.status_code == 200 and r.content == original
+    stats = server_ctl.stats(srv.port)
+    assert stats["fault_hits"]["status_then_ok"] == {RUNNER: 3}
+    assert stats["downloads"] == {RUNNER: 1} and stats["download_redirects"] == {RUNNER: 4}
+    assert stats["faults"]["status_then_ok"] == {}
+
+    # a path pattern: the API's release list, under /api/v3 and at the root alike
+    server_ctl.faults(srv.port, status_then_ok={"*/repos/stigmer/stigmer/releases": [500, 503]})
+    first = s.get(srv.api_url + "/repos/stigmer/stigmer/releases?per_page=100")
+    assert first.status_code == 500 and first.json()["message"] == "Internal Server Error"
+    assert s.get(srv.base_url + "/repos/stigmer/stigmer/releases").status_code == 503
+    assert s.get(srv.api_url + "/repos/stigmer/stigmer/releases/latest").status_code == 200  # no match
+    assert s.get(srv.api_url + "/repos/stigmer/stigmer/releases").status_code == 200
+    stats = server_ctl.stats(srv.port)
+    assert stats["fault_hits"]["status_then_ok"] == {RUNNER: 3, "*/repos/stigmer/stigmer/releases": 2}
+    by_path = stats["api_requests"]["by_path"]  # faulted answers are counted in fault_hits only
+    assert by_path["/api/v3/repos/stigmer/stigmer/releases"] == 1 and "/repos/stigmer/stigmer/releases" not in by_path
+    for bad in ({"status_then_ok": [503]}, {"status_then_ok": {RUNNER: [99]}},
+                {"status_then_ok": {RUNNER: ["503"]}}):
+        with pytest.raises(RuntimeError, match="HTTP 400"):
+            server_ctl.faults(srv.port, bad)
+
+
+def test_retry_after(srv):
+    s = session()
+    server_ctl.faults(srv.port, retry_after={"*/releases/latest": [1, 2], RUNNER: [3]})
+    api = srv.api_url + "/repos/stigmer/stigmer/releases/latest"
+    for wait in ("1", "2"):
+        r = s.get(api)
+        assert (r.status_code, r.headers["Retry-After"]) == (429, wait)
+        assert "secondary rate limit" in r.json()["message"]
+    assert s.get(api).json()["tag_name"] == "v3.27.2"
+    mirror = srv.asset_url + mirror_path()
+    r = s.get(mirror)
+    assert (r.status_code, r.headers["Retry-After"]) == (429, "3")
+    assert s.get(mirror).status_code == 200
+    assert hits(srv.port, "retry_after") == {"*/releases/latest": 2, RUNNER: 1}
+
+
+def test_reset_sends_part_of_the_body_then_an_rst(srv, releases):
+    size = len((releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes())
+    server_ctl.faults(srv.port, reset=[RUNNER])
+    for _ in range(2):  # a list resets every request
+        status, headers, body, (error, _elapsed) = raw_get(srv.asset_port, mirror_path())
+        assert status == "HTTP/1.1 200 OK" and int(headers["content-length"]) == size
+        assert 0 < len(body) < size
+        assert isinstance(error, ConnectionResetError), error  # an RST, not a clean FIN
+    # counted: only the first n requests
+    server_ctl.reset(srv.port)
+    server_ctl.faults(srv.port, reset={RUNNER: 1})
+    assert raw_get(srv.asset_port, mirror_path())[3][0] is not None
+    status, headers, body, (error, _elapsed) = raw_get(srv.asset_port, mirror_path())
+    assert (status, len(body), error) == ("HTTP/1.1 200 OK", size, None)
+    assert hits(srv.port, "reset") == {RUNNER: 1}
+    assert server_ctl.stats(srv.port)["downloads"] == {RUNNER: 1}
+
+
+def test_drip_sends_one_byte_per_interval(srv):
+    server_ctl.faults(srv.port, drip={RUNNER: 0.3})
+    started = time.monotonic()
+    status, headers, body, (error, sock) = raw_get(srv.asset_port, mirror_path(), read_body=False)
+    try:
+        assert status == "HTTP/1.1 200 OK" and int(headers["content-length"]) > 1000
+        while len(body) < 4:
+            chunk = sock.recv(100)
+            assert chunk, "the drip ended early"
+            body += chunk
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - started
+    assert len(body) == 4 and 0.8 <= elapsed < 5, elapsed  # 4 bytes, 3 intervals at least
+    assert hits(srv.port, "drip") == {RUNNER: 1}
+    with pytest.raises(RuntimeError, match="HTTP 400"):
+        server_ctl.faults(srv.port, drip={RUNNER: 0})
+
+
+def test_endless_body_has_no_length_and_a_server_side_cap(srv, releases):
+    original = (releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes()
+    server_ctl.faults(srv.port, endless=[RUNNER])
+    started = time.monotonic()
+    status, headers, body, (error, _elapsed) = raw_get(srv.asset_port, mirror_path(), timeout=30)
+    assert status == "HTTP/1.1 200 OK" and "content-length" not in headers
+    assert headers["connection"] == "close" and error is None
+    assert body.startswith(original)
+    assert len(body) == 64 * 1024 * 1024  # the cap ends it, not the client
+    assert time.monotonic() - started < 60
+    assert hits(srv.port, "endless") == {RUNNER: 1}
+
+
+def test_oversize_announces_and_sends_more_than_the_api_size(srv, releases):
+    original = (releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes()
+    server_ctl.faults(srv.port, oversize=[RUNNER])
+    rel = session().get(srv.api_url + "/repos/stigmer/stigmer/releases/tags/v0.0.7").json()
+    stated = next(a["size"] for a in rel["assets"] if a["name"] == RUNNER)
+    assert stated == len(original)
+    r = session().get("%s/%s/releases/download/v0.0.7/%s" % (srv.base_url, REPO, RUNNER))
+    assert int(r.headers["Content-Length"]) == len(r.content) > stated
+    assert r.content.startswith(original)
+    assert hits(srv.port, "oversize") == {RUNNER: 1}
+
+
+def test_https_listeners_and_downgrade(srv, tls, releases):
+    original = (releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes()
+    s = session()
+    s.verify = tls.ca
+    url = "%s/%s/releases/download/v0.0.7/%s" % (srv.https_base_url, REPO, RUNNER)
+    r = s.get(url)
+    assert r.content == original
+    assert [h.url.split(":")[0] for h in r.history] + [r.url.split(":")[0]] == ["https", "https"]
+    assert r.url.startswith(srv.https_asset_url + "/signed/")
+    rel = s.get(srv.https_api_url + "/repos/stigmer/stigmer/releases/tags/v0.0.7").json()
+    asset = next(a for a in rel["assets"] if a["name"] == RUNNER)
+    assert asset["browser_download_url"] == url and asset["url"].startswith(srv.https_api_url)
+    with pytest.raises(requests.exceptions.SSLError):
+        session().get(url)  # the test CA is not trusted by default
+    server_ctl.faults(srv.port, downgrade=[RUNNER])
+    for start in (url, srv.https_asset_url + mirror_path()):
+        r = s.get(start, allow_redirects=False)
+        assert r.status_code == 302
+        assert r.headers["Location"] == srv.asset_url + mirror_path()
+    r = s.get(url)
+    assert r.url == srv.asset_url + mirror_path() and r.content == original
+    other = "%s/%s/releases/download/v0.0.7/%s.sha256" % (srv.https_base_url, REPO, RUNNER)
+    assert s.get(other, allow_redirects=False).headers["Location"].startswith(srv.https_asset_url)
+    # plain http is never downgraded (there is nothing lower)
+    assert s.get(srv.base_url + "/%s/releases/download/v0.0.7/%s" % (REPO, RUNNER),
+                 allow_redirects=False).headers["Location"].startswith(srv.asset_url + "/signed/")
+    assert hits(srv.port, "downgrade") == {RUNNER: 3}
 
 
 def test_mirror_layout_and_download_counters(srv, releases):
@@ -511,13 +701,20 @@ def test_server_ctl_from_the_shell(releases, tmp_path):
     port, asset_port = server_ctl.free_port(), server_ctl.free_port()
     ctl = [sys.executable, str(FIXTURES / "server_ctl.py")]
     env = dict(os.environ, RELEASE_SERVER_TOKEN=TOKEN)
+    tls_port, tls_asset_port = server_ctl.free_port(), server_ctl.free_port()
     out = subprocess.run(ctl + ["start", "--root", str(root), "--port", str(port), "--asset-port",
-                                str(asset_port), "--state-dir", str(tmp_path)],
-                         env=env, capture_output=True, text=True, timeout=20, check=True)
+                                str(asset_port), "--state-dir", str(tmp_path), "--tls-port", str(tls_port),
+                                "--tls-asset-port", str(tls_asset_port)],
+                         env=env, capture_output=True, text=True, timeout=30, check=True)
     info = json.loads(out.stdout)
     pidfile = tmp_path / "release_server.pid"
     try:
         assert info["port"] == port and info["token_set"] is True
+        assert info["ca_file"] == str(tmp_path / "tls" / "ca.pem")
+        assert info["https_base_url"] == "https://127.0.0.1:%d" % tls_port
+        latest = session().get(info["https_base_url"] + "/stigmer/stigmer/releases/latest",
+                               verify=info["ca_file"], allow_redirects=False)
+        assert latest.headers["Location"] == info["https_base_url"] + "/stigmer/stigmer/releases/tag/v3.27.2"
         assert int(pidfile.read_text()) == info["pid"]
         subprocess.run(ctl + ["faults", '{"missing": ["checksums.txt"]}', "--port", str(port)],
                        check=True, capture_output=True, timeout=10)
