@@ -209,6 +209,59 @@ def test_a_file_missing_on_a_mirror_fails_naming_it(baseline, server, fleet, tmp
     assert_untouched(names[0], before)
 
 
+RUNNER_007 = 'agent-runner-v0.0.7-linux-amd64'
+
+
+@pytest.mark.parametrize('fault, hits', [
+    ({'status_then_ok': {RUNNER_007: [503, 502]}}, {'status_then_ok': {RUNNER_007: 2}}),
+    ({'reset': {RUNNER_007: 1}}, {'reset': {RUNNER_007: 1}}),
+    ({'retry_after': {'*/repos/stigmer/stigmer/releases/tags/v0.0.7': [1]}},
+     {'retry_after': {'*/repos/stigmer/stigmer/releases/tags/v0.0.7': 1}}),
+], ids=['5xx-twice', 'reset-mid-body', '429-retry-after'])
+def test_transient_faults_are_retried_and_the_run_succeeds(baseline, server, fleet, tmp_path, fault, hits):
+    names, inventory = fleet
+    before = host_state(names[0])
+    server_ctl.reset(server.port)
+    server_ctl.faults(server.port, fault)
+    try:
+        # --check: the controller really downloads (and retries); the host is not changed.
+        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0],
+                          flags=['--check'])
+        stats = server_ctl.stats(server.port)
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert stats['fault_hits'] == hits
+    assert stats['downloads'][RUNNER_007] == 1
+    assert_untouched(names[0], before)
+    assert_no_temp(tmp_path / 'cache')
+
+
+@pytest.mark.parametrize('fault, extra, expected', [
+    ({'endless': [RUNNER_007]}, {}, 'larger than'),
+    ({'oversize': [RUNNER_007]}, {}, 'announces'),
+    ({'drip': {RUNNER_007: 0.5}}, {'stigmer_download_timeout': 4}, 'did not finish within 4 s'),
+], ids=['endless-body', 'oversized-body', 'slow-drip'])
+def test_hostile_downloads_fail_fast_and_leave_host_and_cache_as_they_were(
+        baseline, server, fleet, tmp_path, fault, extra, expected):
+    names, inventory = fleet
+    before = host_state(names[0])
+    server_ctl.faults(server.port, fault)
+    try:
+        started = time.monotonic()
+        result = run_site(server, inventory, tmp_path / 'cache', dict({'stigmer_version': '0.0.7'}, **extra),
+                          limit=names[0])
+        elapsed = time.monotonic() - started
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert expected in result.stdout and RUNNER_007 in result.stdout and 'attempt' in result.stdout, \
+        result.stdout[-3000:]
+    assert elapsed < 120, elapsed
+    assert_untouched(names[0], before)
+    assert_no_temp(tmp_path / 'cache')
+
+
 def test_rate_limited_api_gives_the_reset_time_and_how_to_pass_a_token(baseline, server, fleet, tmp_path):
     names, inventory = fleet
     before = host_state(names[0])

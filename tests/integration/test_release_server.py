@@ -589,7 +589,7 @@ def test_retry_after(srv):
 def test_reset_sends_part_of_the_body_then_an_rst(srv, releases):
     size = len((releases[0] / REPO / "v0.0.7" / RUNNER).read_bytes())
     server_ctl.faults(srv.port, reset=[RUNNER])
-    for _ in range(2):  # a list resets every request
+    for _attempt in range(2):  # a list resets every request
         status, headers, body, (error, _elapsed) = raw_get(srv.asset_port, mirror_path())
         assert status == "HTTP/1.1 200 OK" and int(headers["content-length"]) == size
         assert 0 < len(body) < size
