@@ -5,6 +5,7 @@ flag, no gRPC health service, an agent-runner that ignores argv. A baseline inst
 (services running) on two amd64 hosts; every fault test then tries to move them to v0.0.7 and must fail with a message that names the cause and the fix,
 leaving v0.0.6 installed and running and no temporary file behind.
 """
+import base64
 import json
 import os
 import subprocess
@@ -42,8 +43,15 @@ def releases(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def server(releases):
-    handle = server_ctl.start(str(releases), server_ctl.free_port(), server_ctl.free_port(), token=TOKEN)
+def tls(tmp_path_factory):
+    """A throw-away CA and a certificate for 127.0.0.1: the server's HTTPS listeners."""
+    return server_ctl.make_tls(str(tmp_path_factory.mktemp('tls')))
+
+
+@pytest.fixture(scope='module')
+def server(releases, tls):
+    handle = server_ctl.start(str(releases), server_ctl.free_port(), server_ctl.free_port(), token=TOKEN,
+                              tls=tls, tls_port=server_ctl.free_port(), tls_asset_port=server_ctl.free_port())
     yield handle
     server_ctl.stop(handle)
 
@@ -260,6 +268,47 @@ def test_hostile_downloads_fail_fast_and_leave_host_and_cache_as_they_were(
     assert elapsed < 120, elapsed
     assert_untouched(names[0], before)
     assert_no_temp(tmp_path / 'cache')
+
+
+def test_an_https_download_never_continues_on_http(baseline, server, fleet, tls, tmp_path):
+    names, inventory = fleet
+    before = host_state(names[0])
+    server_ctl.faults(server.port, {'downgrade': [RUNNER_007]})
+    try:
+        result = run_site(server, inventory, tmp_path / 'cache', {
+            'stigmer_version': '0.0.7', 'stigmer_github_url': server.https_base_url,
+            'stigmer_github_api_url': server.https_api_url}, limit=names[0], env={'SSL_CERT_FILE': tls.ca})
+        stats = server_ctl.stats(server.port)
+    finally:
+        server_ctl.reset(server.port)
+    assert result.returncode != 0
+    assert server.https_base_url in result.stdout and 'http://127.0.0.1:%d/mirror/' % server.asset_port \
+        in result.stdout, result.stdout[-3000:]
+    assert RUNNER_007 not in stats['downloads']
+    assert_untouched(names[0], before)
+    assert_no_temp(tmp_path / 'cache')
+
+
+def test_no_secret_reaches_the_output_of_a_play_at_vvv(baseline, server, fleet, tmp_path):
+    names, inventory = fleet
+    password = 'mirror-pass-0f9e8d7c'
+    secrets = {TOKEN: 'token', password: 'mirror password', 'integration-key-not-a-secret': 'API key',
+               base64.b64encode(('deployer:' + password).encode()).decode(): 'basic auth header'}
+    # The token as `echo TOKEN | ansible-vault encrypt_string` stores it, with its newline; the play
+    # succeeds (--check keeps the host as it is).
+    with_token = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0],
+                          env={'GITHUB_TOKEN': TOKEN + '\n'}, flags=['-vvv', '--check'])
+    assert with_token.returncode == 0, with_token.stdout[-3000:]
+    # Mirror credentials in the URL; the test mirror refuses any Authorization, so this one fails
+    # and its error paths are searched too.
+    with_mirror = run_site(server, inventory, tmp_path / 'cache2', {
+        'stigmer_version': '0.0.7',
+        'stigmer_mirror_url': 'http://deployer:%s@127.0.0.1:%d/mirror/stigmer/stigmer' % (password, server.asset_port),
+        'stigmer_temporal_mirror_url': 'http://127.0.0.1:%d/mirror/temporalio/cli' % server.asset_port},
+        limit=names[0], flags=['-vvv', '--check'])
+    output = with_token.stdout + with_token.stderr + with_mirror.stdout + with_mirror.stderr
+    assert 'mirror/stigmer/stigmer' in with_mirror.stdout, with_mirror.stdout[-3000:]
+    assert {name: output.count(secret) for secret, name in secrets.items()} == {name: 0 for name in secrets.values()}
 
 
 def test_rate_limited_api_gives_the_reset_time_and_how_to_pass_a_token(baseline, server, fleet, tmp_path):
