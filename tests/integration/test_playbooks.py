@@ -239,7 +239,7 @@ def test_transient_faults_are_retried_and_the_run_succeeds(baseline, server, fle
     finally:
         server_ctl.reset(server.port)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert stats['fault_hits'] == hits
+    assert {fault: keys for fault, keys in stats['fault_hits'].items() if keys} == hits
     assert stats['downloads'][RUNNER_007] == 1
     assert_untouched(names[0], before)
     assert_no_temp(tmp_path / 'cache')
