@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import build_releases  # noqa: E402
 import server_ctl  # noqa: E402
 
-TOKEN = "ghp_networkFaultsToken0123456789abcdef"
+TOKEN = "fake-token-network-faults-0123456789abcdef"
 REPO = "stigmer/stigmer"
 TAG = "v0.0.7"
 RUNNER = "agent-runner-%s-linux-amd64" % TAG
