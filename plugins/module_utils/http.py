@@ -617,6 +617,24 @@ class Retry(object):
                 self.sleep(wait)
 
 
+def use_url_credentials(module, url_keys, token_only_keys):
+    """Take user:password@ out of a module's URL options before anything can echo them.
+
+    Credentials in ``url_keys`` become url_username / url_password (explicit
+    options win); those in ``token_only_keys`` fail the module, which uses the
+    token there. Either password is masked in everything the module returns,
+    its arguments included.
+    """
+    params = module.params
+    username, password = take_url_credentials(params, url_keys)
+    refused = take_url_credentials(params, token_only_keys)
+    module.no_log_values.update(secret for secret in (password, refused[1]) if secret)
+    if refused != (None, None):
+        module.fail_json(msg='%s must not carry user:password@; use the token' % ' and '.join(token_only_keys))
+    params['url_username'] = params['url_username'] or username
+    params['url_password'] = params['url_password'] or password
+
+
 def take_url_credentials(params, keys):
     """Move user:password@ out of the URL options ``keys`` of ``params`` (in place).
 

@@ -258,7 +258,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
     DEFAULT_ATTEMPTS,
     scrub,
-    take_url_credentials,
+    use_url_credentials,
 )
 
 
@@ -291,15 +291,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    # Credentials in a URL option become url_username / url_password, and
-    # are masked in everything the module returns, its arguments included.
-    username, password = take_url_credentials(params, ('url', 'checksum_url'))
-    api_credentials = take_url_credentials(params, ('api_url', 'checksum_api_url'))
-    module.no_log_values.update(secret for secret in (password, api_credentials[1]) if secret)
-    if api_credentials != (None, None):
-        module.fail_json(msg='api_url and checksum_api_url must not carry user:password@; use the token')
-    params['url_username'] = params['url_username'] or username
-    params['url_password'] = params['url_password'] or password
+    use_url_credentials(module, ('url', 'checksum_url'), ('api_url', 'checksum_api_url'))
     try:
         result = ensure_artifact(
             params['name'], params['url'], params['dest'],

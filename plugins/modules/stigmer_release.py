@@ -293,7 +293,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
     DEFAULT_ATTEMPTS,
     scrub,
-    take_url_credentials,
+    use_url_credentials,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, plan_artifacts, resolve_release
@@ -326,15 +326,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    # Credentials in a URL option become url_username / url_password, and
-    # are masked in everything the module returns, its arguments included.
-    username, password = take_url_credentials(params, ('mirror_url',))
-    api_credentials = take_url_credentials(params, ('api_url', 'github_url'))
-    module.no_log_values.update(secret for secret in (password, api_credentials[1]) if secret)
-    if api_credentials != (None, None):
-        module.fail_json(msg='api_url and github_url must not carry user:password@; use the token')
-    params['url_username'] = params['url_username'] or username
-    params['url_password'] = params['url_password'] or password
+    use_url_credentials(module, ('mirror_url',), ('api_url', 'github_url'))
     try:
         result = resolve_release(
             params['repo'], params['version'],
