@@ -12,18 +12,25 @@ COMPONENTS = {
         'asset': 'stigmer-{tag}-{os}-{arch}.tar.gz',
         'checksum': '{asset}.sha256',
         'archive': True,
+        # Installed into bin/: an archive's executables (members None: every one) or a raw file as dest.
+        'members': None,
+        'dest': None,
         'label': 'stigmer CLI',
     },
     'agent-runner': {
         'asset': 'agent-runner-{tag}-{os}-{arch}',
         'checksum': '{asset}.sha256',
         'archive': False,
+        'members': None,
+        'dest': 'agent-runner',
         'label': 'agent-runner',
     },
     'temporal': {
         'asset': 'temporal_cli_{version}_{os}_{arch}.tar.gz',
         'checksum': 'checksums.txt',
         'archive': True,
+        'members': ['temporal'],
+        'dest': None,
         'label': 'temporal CLI',
     },
 }
@@ -68,6 +75,12 @@ def asset_names(component, tag, os_name, arch):
 def is_archive(component):
     """True when the asset is a tarball to unpack, False for a raw executable."""
     return bool(_component(component)['archive'])
+
+
+def install_shape(component):
+    """{'members': ..., 'dest': ...}: what of the asset goes into the version's bin/."""
+    spec = _component(component)
+    return {'members': list(spec['members']) if spec['members'] is not None else None, 'dest': spec['dest']}
 
 
 def component_label(component):

@@ -35,7 +35,12 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_private_dir
-from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names, component_label, is_archive
+from ansible_collections.stigmer.runtime.plugins.module_utils.assets import (
+    asset_names,
+    component_label,
+    install_shape,
+    is_archive,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
@@ -834,7 +839,7 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
             else:
                 asset = assets[name]
                 checksum = assets.get(checksum_file) or {}
-            items.append({
+            items.append(dict(install_shape(component), **{
                 'component': component,
                 'name': name,
                 'repo': repo,
@@ -846,6 +851,6 @@ def plan_artifacts(resolved, repo, components, platforms=SUPPORTED_PLATFORMS):
                 'size': asset.get('size'),
                 'checksum_url': checksum.get('download_url'),
                 'checksum_api_url': checksum.get('api_url'),
-            })
+            }))
         plan[platform] = items
     return plan

@@ -34,7 +34,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import (
 SYSTEMCTL = 'systemctl'
 JOURNALCTL = 'journalctl'
 SHOW_PROPERTIES = ('Id', 'ActiveState', 'SubState', 'MainPID', 'NRestarts', 'InvocationID',
-                   'ExecMainStartTimestamp')
+                   'ExecMainStartTimestamp', 'ExecMainStartTimestampMonotonic')
 INVOCATION_RE = re.compile(r'^[0-9a-f]{32}$')
 # Logs of the current start are read up to a bound: a component that logged
 # more than this since it started has been up for a long while, and its
@@ -105,12 +105,15 @@ def _int(value, default=0):
         return default
 
 
-def systemd_state(props):
-    """One unit's properties -> the gate's view of it."""
+def systemd_state(props, now=None):
+    """One unit's properties -> the gate's view of it; now is CLOCK_MONOTONIC, as systemd's stamps."""
     active = props.get('ActiveState') == 'active' and props.get('SubState') == 'running'
     pid = _int(props.get('MainPID')) or None
     invocation = props.get('InvocationID', '')
+    started_us = _int(props.get('ExecMainStartTimestampMonotonic'))
     return {
+        # How long the current process has run: one that outlasted the settle time needs no watching.
+        'uptime': max(now - started_us / 1e6, 0.0) if (now is not None and started_us and pid) else None,
         'active': active and pid is not None,
         'state': '%s/%s' % (props.get('ActiveState') or 'unknown', props.get('SubState') or 'unknown'),
         'pid': pid,
@@ -349,8 +352,13 @@ class Gate(object):
         if problems:
             self.stable_since = None
             return {'verdict': 'waiting', 'problems': problems + notes, 'restart': []}
-        if changed or self.stable_since is None:
+        if changed:
             self.stable_since = now
+        elif self.stable_since is None:
+            # Processes that already ran unchanged that long count towards the settle time.
+            uptimes = [components[name].get('uptime') for name in self.units]
+            known = [u for u in uptimes if u is not None]
+            self.stable_since = now - (min(known) if known and len(known) == len(uptimes) else 0)
         if now - self.stable_since >= self.settle:
             return {'verdict': 'healthy', 'problems': [], 'restart': []}
         return {'verdict': 'waiting', 'restart': [], 'problems': notes + [
@@ -375,7 +383,8 @@ class Systemd(object):
             raise ServiceStateError('%s failed (rc=%d): %s'
                                     % (' '.join(show_argv(units)), rc, (err or out).strip()))
         props = parse_show(out, units)
-        return dict((c['name'], systemd_state(props[c['unit']])) for c in components)
+        now = time.monotonic()
+        return dict((c['name'], systemd_state(props[c['unit']], now)) for c in components)
 
     def current_log(self, component, state):
         """(text of the current start, whether it reaches back to the start)."""

@@ -34,19 +34,26 @@ description:
     that an interrupted run left behind are removed under that lock.
 author: stigmer.runtime contributors (@stigmer)
 options:
+  artifact:
+    description:
+      - One entry of M(stigmer.runtime.stigmer_release)'s RV(stigmer.runtime.stigmer_release#module:artifacts),
+        passed whole. It supplies O(name), O(url), O(checksum_url), O(checksum_api_url), O(api_url), O(digest)
+        and O(size), each unless given as an option of its own.
+    type: dict
+    version_added: 0.2.0
   name:
     description:
       - File name of the artifact, for example V(stigmer-v1.2.3-linux-amd64.tar.gz).
       - It names the file in O(dest) and the line to read in the checksum file.
+      - Required unless O(artifact) gives it.
     type: str
-    required: true
   url:
     description:
       - Download URL of the artifact, fetched without any token.
       - Credentials given as C(user:password@) in it (or in O(checksum_url)) are taken out of the URL and used
         as O(url_username) and O(url_password) (which win when set); they never appear in results or messages.
+      - Required unless O(artifact) gives it.
     type: str
-    required: true
   dest:
     description:
       - Directory that holds the verified artifact; created when missing.
@@ -262,10 +269,15 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
 )
 
 
+# What an entry of stigmer_release's artifacts supplies.
+ARTIFACT_KEYS = ('name', 'url', 'checksum_url', 'checksum_api_url', 'api_url', 'digest', 'size')
+
+
 def argument_spec():
     return dict(
-        name=dict(type='str', required=True),
-        url=dict(type='str', required=True),
+        artifact=dict(type='dict'),
+        name=dict(type='str'),
+        url=dict(type='str'),
         dest=dict(type='path', required=True),
         checksum_url=dict(type='str'),
         checksum_name=dict(type='str'),
@@ -291,6 +303,13 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    for key in ARTIFACT_KEYS:
+        if params[key] is None:
+            params[key] = (params['artifact'] or {}).get(key)
+    missing = [key for key in ('name', 'url') if not params[key]]
+    if missing:
+        module.fail_json(msg='missing required arguments: %s (give them, or an artifact that has them)'
+                         % ', '.join(missing))
     use_url_credentials(module, ('url', 'checksum_url'), ('api_url', 'checksum_api_url'))
     try:
         result = ensure_artifact(
