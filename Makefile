@@ -19,6 +19,8 @@ export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 
 # Galaxy: importer, changelog and docs lints, tarball contents, the documentation site.
 include mk/galaxy.mk
+# The fleet benchmark (make bench-fleet): cold, warm and floor runs on N containers.
+include mk/bench.mk
 
 .PHONY: demo demo-down test deps images collection-link releases server-start server-stop bench \
         lint sanity unit integration molecule

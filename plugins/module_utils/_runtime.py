@@ -439,7 +439,10 @@ class Runtime(object):
         self.check_mode = check_mode
         self.manager = plan.get('service_manager') or 'none'
         self.account = plan.get('account')
-        self.uid, self.gid = resolve_ids(plan['owner'], plan['group'])
+        try:
+            self.uid, self.gid = resolve_ids(plan['owner'], plan['group'])
+        except InstallError as exc:
+            raise PlanError(str(exc))
 
     # -- inputs -------------------------------------------------------------
 
@@ -502,7 +505,8 @@ class Runtime(object):
         for path in self.plan.get('remove') or []:
             if lstat_or_none(path) is not None:
                 changes.add('remove %s' % path, path)
-                if not self.check_mode:
+                # compare() passes Changes(check_mode=True) whatever the module's check mode: it removes nothing.
+                if not changes.check_mode:
                     remove_entry(path)
 
     def units(self, changes):
@@ -783,7 +787,8 @@ class Runtime(object):
             elif self.manager == 'launchd':
                 for unit in units:
                     self.run(['launchctl', 'kickstart', '-k', 'system/%s' % unit])
-            changes.add('restart %s' % ', '.join(units))
+            if units and self.manager in ('systemd', 'launchd'):
+                changes.add('restart %s' % ', '.join(units))
         return {'changed': True, 'changes': changes.items, 'versions': previous}
 
     # -- the install record -------------------------------------------------
@@ -810,16 +815,23 @@ class Runtime(object):
             return None
 
 
-def recorded_path_problem(path, record):
-    """Why a path listed in an install record is not one remove() may delete, or None."""
+def recorded_path_problem(path, record, homes=()):
+    """Why a path listed in an install record is not one remove() may delete, or None.
+
+    Inside the prefix or the state directory, or a path of the collection's own elsewhere: the
+    bin link and the configuration directory (``.../stigmer``), files in it, the artifact cache.
+    """
     if not isinstance(path, str) or not path.startswith('/') or os.path.normpath(path) != path:
         return 'it is not a normalised absolute path'
-    roots = [record['prefix'], record.get('state_dir'), record.get('config_dir')]
-    if any(r and (path == r or path.startswith(r.rstrip('/') + '/')) for r in roots[:2]):
+    if refused_location(path, homes):
+        return refused_location(path, homes)
+    for root in (record['prefix'], record.get('state_dir')):
+        if root and (path == root or path.startswith(root.rstrip('/') + '/')):
+            return None
+    parent, name = os.path.split(path)
+    if name == 'stigmer' or parent.endswith('/etc/stigmer') or path.endswith('/stigmer/artifacts'):
         return None
-    if os.path.basename(path) in ('stigmer', 'stigmer.runtime') or path.startswith('/etc/stigmer'):
-        return None
-    return 'it lies outside the prefix and the state directory'
+    return 'it lies outside the prefix and the state directory and is not named stigmer'
 
 
 def remove_recorded(plan, purge, run, check_mode=False, homes=None):
@@ -848,9 +860,16 @@ def remove_recorded(plan, purge, run, check_mode=False, homes=None):
                     record.get('account'), homes)
     doomed = list(record.get('remove') or []) + ([state_dir] if purge and state_dir else [])
     for path in doomed:
-        problem = recorded_path_problem(path, record)
+        problem = recorded_path_problem(path, record, other_homes(record.get('account')) if homes is None else homes)
         if problem:
             raise PlanError('%s lists %s, which %s: refusing to remove anything' % (record_path, path, problem))
+    if check_mode:
+        return _remove(record, doomed, prefix, run, True)
+    with Lock(prefix, 600):
+        return _remove(record, doomed, prefix, run, False)
+
+
+def _remove(record, doomed, prefix, run, check_mode):
     changes = Changes(check_mode)
     present = [(unit, path) for unit, path in record.get('units') or [] if lstat_or_none(path) is not None]
     if present and not check_mode:

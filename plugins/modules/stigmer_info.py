@@ -9,7 +9,7 @@ module: stigmer_info
 short_description: Report the installed Stigmer CLI, agent-runner and Temporal versions from the install records
 version_added: 0.1.0
 description:
-  - Reads the installed versions from the records that M(stigmer.runtime.stigmer_install) writes;
+  - Reads the installed versions from the records that M(stigmer.runtime.stigmer_runtime) writes;
     it executes nothing. The CLI of v0.0.5 to v0.0.7 has no version flag, and the agent-runner
     ignores its arguments and starts a worker, so running them would tell nothing or start a
     service.
@@ -47,7 +47,7 @@ attributes:
     support: full
     platforms: posix
 seealso:
-  - module: stigmer.runtime.stigmer_install
+  - module: stigmer.runtime.stigmer_runtime
 '''
 
 EXAMPLES = r'''

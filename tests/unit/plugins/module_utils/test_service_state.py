@@ -6,6 +6,7 @@
 over recorded `systemctl show` / `launchctl print` outputs with a fake clock."""
 
 import os
+import types
 
 import pytest
 
@@ -98,8 +99,8 @@ PRINT_NEVER_EXITED = PRINT_RUNNING.replace('last exit code = 1', 'last exit code
 
 def test_show_argv_asks_one_call_for_every_unit():
     assert s.show_argv(['a.service', 'b.service']) == [
-        'systemctl', 'show', '--property=Id,ActiveState,SubState,MainPID,NRestarts,InvocationID,ExecMainStartTimestamp',
-        'a.service', 'b.service']
+        'systemctl', 'show', '--property=Id,ActiveState,SubState,MainPID,NRestarts,InvocationID,ExecMainStartTimestamp,'
+        'ExecMainStartTimestampMonotonic', 'a.service', 'b.service']
 
 
 def test_parse_show_matches_blocks_to_units_by_position():
@@ -125,10 +126,22 @@ def test_systemd_state():
     props = s.parse_show(SHOW, ['server', 'workflow-runner'])
     assert s.systemd_state(props['server']) == {
         'active': True, 'state': 'active/running', 'pid': 812, 'start_id': INV_A, 'counter': 0,
-        'started': 'Tue 2026-01-06 10:00:03 UTC'}
+        'started': 'Tue 2026-01-06 10:00:03 UTC', 'uptime': None}
     assert s.systemd_state(props['workflow-runner']) == {
         'active': False, 'state': 'activating/auto-restart', 'pid': None, 'start_id': None, 'counter': 4,
-        'started': 'Tue 2026-01-06 10:00:11 UTC'}
+        'started': 'Tue 2026-01-06 10:00:11 UTC', 'uptime': None}
+
+
+def test_systemd_state_uptime_from_the_monotonic_start_stamp():
+    props = {'ActiveState': 'active', 'SubState': 'running', 'MainPID': '812',
+             'ExecMainStartTimestampMonotonic': '5000000'}       # 5 s after boot, in microseconds
+    assert s.systemd_state(props, now=65.0)['uptime'] == 60.0
+    assert s.systemd_state(props, now=4.0)['uptime'] == 0.0      # never negative
+    assert s.systemd_state(props)['uptime'] is None               # no clock, no uptime
+    # No process (auto-restart) or no stamp (never started): unknown, not zero.
+    assert s.systemd_state(dict(props, MainPID='0'), now=65.0)['uptime'] is None
+    assert s.systemd_state(dict(props, ExecMainStartTimestampMonotonic='0'), now=65.0)['uptime'] is None
+    assert s.systemd_state(dict(props, ExecMainStartTimestampMonotonic=''), now=65.0)['uptime'] is None
 
 
 @pytest.mark.parametrize('props, active', [
@@ -588,6 +601,71 @@ def test_probe_only_gate():
     assert result == {'changed': False, 'healthy': True, 'msg': UP['msg'], 'restarted': [], 'components': {},
                       'logs': {}, 'grpc': True, 'status': None}
     assert calls == [1]
+
+
+# ---------------------------------------------------------------- processes that already ran long enough
+
+PIDS = {'server': (812, INV_A), 'workflow-runner': (900, INV_B), 'agent-runner': (950, INV_C)}
+
+
+def sample(now, started):
+    """One sample as _sample gives it: every check passes; started maps a name to its monotonic start or None."""
+    states = {}
+    for name, (pid, invocation) in PIDS.items():
+        props = unit(pid, 0, invocation)
+        if started[name] is not None:
+            props['ExecMainStartTimestampMonotonic'] = str(int(started[name] * 1e6))
+        states[name] = dict(s.systemd_state(props, now), ready=True, stale=False)
+    return states
+
+
+def test_gate_passes_at_once_when_every_process_outlasted_the_settle_time():
+    gate_ = s.Gate(COMPONENTS, 10, 5000.0)
+    states = sample(5000.0, {'server': 4400.0, 'workflow-runner': 4990.0, 'agent-runner': 1400.0})
+    assert states['workflow-runner']['uptime'] == 10.0
+    assert gate_.observe(5000.0, states, UP) == {'verdict': 'healthy', 'problems': [], 'restart': []}
+
+
+def test_gate_with_long_uptimes_still_needs_every_other_check():
+    gate_ = s.Gate(COMPONENTS, 10, 5000.0)
+    down = {'grpc': False, 'status': None, 'healthy': False, 'msg': 'server did not answer gRPC'}
+    states = sample(5000.0, {'server': 1000.0, 'workflow-runner': 1000.0, 'agent-runner': 1000.0})
+    assert gate_.observe(5000.0, states, down) == {'verdict': 'waiting', 'problems': [down['msg']], 'restart': []}
+    states['agent-runner']['ready'] = False
+    assert gate_.observe(5001.0, states, UP)['verdict'] == 'waiting'
+
+
+def test_gate_waits_the_settle_time_when_one_uptime_is_unknown():
+    gate_ = s.Gate(COMPONENTS, 10, 5000.0)
+    started = {'server': 1000.0, 'workflow-runner': None, 'agent-runner': 1000.0}
+    result = gate_.observe(5000.0, sample(5000.0, started), UP)
+    assert result == {'verdict': 'waiting', 'restart': [],
+                      'problems': ['every check passed for only the last 0 s of the 10 s settle time']}
+    assert gate_.observe(5009.0, sample(5009.0, started), UP)['verdict'] == 'waiting'
+    assert gate_.observe(5010.0, sample(5010.0, started), UP)['verdict'] == 'healthy'
+
+
+def test_gate_counts_only_the_shortest_uptime_towards_the_settle_time():
+    gate_ = s.Gate(COMPONENTS, 10, 5000.0)
+    started = {'server': 1000.0, 'workflow-runner': 4996.0, 'agent-runner': 1000.0}
+    result = gate_.observe(5000.0, sample(5000.0, started), UP)
+    assert result['verdict'] == 'waiting'
+    assert result['problems'] == ['every check passed for only the last 4 s of the 10 s settle time']
+    assert gate_.observe(5005.0, sample(5005.0, started), UP)['verdict'] == 'waiting'
+    assert gate_.observe(5006.0, sample(5006.0, started), UP)['verdict'] == 'healthy'
+
+
+def test_run_gate_on_a_host_that_ran_long_enough_takes_one_sample(monkeypatch):
+    clock = FakeClock(5000.0)
+    # Systemd.states reads CLOCK_MONOTONIC, the clock of systemd's stamps: give it the fake one.
+    monkeypatch.setattr(s, 'time', types.SimpleNamespace(monotonic=clock.monotonic, sleep=clock.sleep))
+    units = healthy_units()
+    for props in units.values():
+        props['ExecMainStartTimestampMonotonic'] = str(4000 * 1000000)
+    host = FakeSystemd([units], JOURNAL)
+    result, clock, probes = gate(host, wait=30, settle=10, clock=clock)
+    assert result['healthy'] is True and result['changed'] is False
+    assert clock.now == 5000.0 and clock.slept == [] and len(host.commands('show')) == 1
 
 
 # ---------------------------------------------------------------- the gate under launchd

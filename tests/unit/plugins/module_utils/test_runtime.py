@@ -1,0 +1,742 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stigmer.runtime contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""_runtime: the location guards, the restart and reinstall decisions, the file-system helpers that never
+follow links, the lock, and a user-scope plan (no services) compared, applied, rolled back and removed
+in a temporary directory. Owners are the current uid/gid, so this runs without root too."""
+
+import grp
+import hashlib
+import io
+import json
+import os
+import pwd
+import stat
+import tarfile
+import time
+import types
+
+import pytest
+
+from ansible_collections.stigmer.runtime.plugins.module_utils import _runtime
+from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import (
+    START_SLACK,
+    Changes,
+    Lock,
+    PlanError,
+    Runtime,
+    check_locations,
+    diff_text,
+    ensure_directory,
+    ensure_file,
+    ensure_link,
+    other_homes,
+    process_start,
+    read_nofollow,
+    recorded_path_problem,
+    refused_location,
+    remove_entry,
+    remove_recorded,
+    source_problem,
+    stale_reason,
+    unsafe_ancestor,
+)
+
+UID, GID = os.getuid(), os.getgid()
+OWNER = pwd.getpwuid(UID).pw_name
+GROUP = grp.getgrgid(GID).gr_name
+ROOT = os.geteuid() == 0
+TAR = 'stigmer-%s-linux-amd64.tar.gz'
+RUNNER = 'agent-runner-%s-linux-amd64'
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(str(path)).st_mode)
+
+
+def outside(tmp_path):
+    """A directory the plan does not own, with a file that must survive every test."""
+    base = tmp_path / 'outside'
+    base.mkdir()
+    base.chmod(0o700)
+    (base / 'keep').write_text('not yours\n')
+    return base
+
+
+def intact(base):
+    return mode(base) == 0o700 and (base / 'keep').read_text() == 'not yours\n'
+
+
+# ---------------------------------------------------------------------------------- locations
+
+@pytest.mark.parametrize('path', ['/', '/usr/local', '/etc', '/home', '/usr/local/', '//usr', '///usr/local',
+                                  '/opt/stigmer/..', '/var/lib'])
+def test_refused_location_system_directories(path):
+    assert refused_location(path, set()) == 'it is a system directory'
+
+
+@pytest.mark.parametrize('path', ['opt/stigmer', '', None, './opt', 'relative/../x'])
+def test_refused_location_relative(path):
+    assert refused_location(path, set()) == 'it is not an absolute path'
+
+
+def test_refused_location_homes_and_allowed_paths():
+    homes = {'/home/alice', '/srv/bob'}
+    assert refused_location('/home/alice', homes) == "it is a user's home directory"
+    assert refused_location('/home/alice/', homes) == "it is a user's home directory"
+    assert refused_location('/srv/bob', homes) == "it is a user's home directory"
+    for allowed in ('/opt/stigmer', '/var/lib/stigmer', '/home/alice/stigmer', '/srv/bob/stigmer'):
+        assert refused_location(allowed, homes) is None, allowed
+
+
+def test_check_locations_names_each_variable_and_value():
+    with pytest.raises(PlanError) as info:
+        check_locations([('stigmer_prefix', '/usr/local'), ('stigmer_state_dir', '/home/alice')],
+                        homes={'/home/alice'})
+    msg = str(info.value)
+    assert msg.startswith('Refused before touching anything: ')
+    assert 'stigmer_prefix=/usr/local (it is a system directory)' in msg
+    assert "stigmer_state_dir=/home/alice (it is a user's home directory)" in msg
+    assert check_locations([('stigmer_prefix', '/opt/stigmer'), ('stigmer_state_dir', '/var/lib/stigmer')],
+                           homes=set()) is None
+
+
+def test_other_homes_leaves_out_the_service_account():
+    me = pwd.getpwuid(UID)
+    shared = [e for e in pwd.getpwall() if e.pw_dir == me.pw_dir and e.pw_name != me.pw_name]
+    if me.pw_dir in ('', '/') or shared:
+        pytest.skip('the current account has no home of its own')
+    assert os.path.normpath(me.pw_dir) in other_homes()
+    assert os.path.normpath(me.pw_dir) not in other_homes(me.pw_name)
+
+
+# ---------------------------------------------------------------------------------- decisions
+
+def test_stale_reason():
+    assert START_SLACK == 1.0
+    assert stale_reason(100.0, {'/opt/s/current': 101.5, '/etc/s/a.env': 90.0}) == 'started before /opt/s/current changed'
+    assert stale_reason(100.0, {'/b': 102.0, '/a': 103.0}) == 'started before /a, /b changed'
+    assert stale_reason(100.0, {'/opt/s/current': 100.0 + START_SLACK}) is None      # within the slack
+    assert stale_reason(100.0, {'/opt/s/current': 100.9, '/missing': None}) is None  # absent paths ignored
+    assert stale_reason(None, {'/opt/s/current': 5000.0}) is None                   # not running
+
+
+def wanted(sha=None, archive=True, members=None):
+    return [{'name': 'cli.tar.gz', 'archive': archive, 'dest': None, 'members': members, 'sha256': sha},
+            {'name': 'runner', 'archive': False, 'dest': 'agent-runner', 'members': None, 'sha256': None}]
+
+
+def recorded(sha='ab' * 32, archive=True, members=None):
+    return {'cli.tar.gz': {'name': 'cli.tar.gz', 'sha256': sha, 'archive': archive, 'members': members},
+            'runner': {'name': 'runner', 'sha256': 'cd' * 32, 'archive': False, 'members': None}}
+
+
+def test_source_problem():
+    assert source_problem(wanted(), recorded()) is None
+    assert source_problem(wanted(sha='AB' * 32), recorded()) is None                 # case does not matter
+    assert source_problem(wanted(sha='ef' * 32), recorded()) == \
+        'cli.tar.gz has another SHA256 than the release publishes'
+    assert source_problem(wanted(archive=False), recorded()) == 'cli.tar.gz was unpacked differently'
+    assert source_problem(wanted(members=['stigmer']), recorded()) == 'cli.tar.gz was unpacked differently'
+    assert source_problem(wanted(members=['stigmer']), recorded(members=['stigmer'])) is None
+    other = dict(recorded(), **{'runner-arm64': {}})
+    del other['runner']
+    assert source_problem(wanted(), other) == 'it was built from other artifacts (cli.tar.gz, runner-arm64)'
+    assert source_problem(wanted(), {}) == 'its manifest lists no artifacts'
+
+
+def test_recorded_path_problem():
+    record = {'prefix': '/opt/stigmer', 'state_dir': '/var/lib/stigmer'}
+    for ok in ('/opt/stigmer', '/opt/stigmer/current', '/var/lib/stigmer/.stigmer/bin', '/usr/local/bin/stigmer',
+               '/etc/stigmer', '/etc/stigmer/server.env'):
+        assert recorded_path_problem(ok, record) is None, ok
+    for bad in ('/opt/stigmer-other/x', '/usr/local/bin', '/var/lib', '/root/.ssh'):
+        assert recorded_path_problem(bad, record, homes={'/root'}) in (
+            'it lies outside the prefix and the state directory and is not named stigmer',
+            'it is a system directory', "it is a user's home directory"), bad
+    assert recorded_path_problem('/opt/stigmer-other/x', record) == \
+        'it lies outside the prefix and the state directory and is not named stigmer'
+    for bad in ('opt/stigmer/x', '/opt/stigmer/../../etc', '/opt/stigmer/', None):
+        assert recorded_path_problem(bad, record) == 'it is not a normalised absolute path', bad
+    assert recorded_path_problem('/var/lib/stigmer/x', {'prefix': '/opt/stigmer', 'state_dir': None}) is not None
+
+
+def test_diff_text_is_sorted_and_stable():
+    assert diff_text({'b': 'x', 'a': {'z': 1, 'y': 'v2'}, 'c': {}}) == 'a:\n    y: v2\n    z: 1\nb: x\nc:\n'
+
+
+# ---------------------------------------------------------------------------------- ensure_directory
+
+def test_ensure_directory_creates_with_mode(tmp_path):
+    path = str(tmp_path / 'd')
+    changes = Changes(False)
+    ensure_directory(path, UID, GID, 0o750, True, changes)
+    st = os.lstat(path)
+    assert stat.S_ISDIR(st.st_mode) and mode(path) == 0o750 and (st.st_uid, st.st_gid) == (UID, GID)
+    assert changes.items == ['create directory %s' % path] and changes.paths == {path}
+    again = Changes(False)
+    ensure_directory(path, UID, GID, 0o750, True, again)
+    assert again.items == []
+
+
+def test_ensure_directory_own_fixes_mode_and_owner(tmp_path):
+    path = tmp_path / 'd'
+    path.mkdir()
+    path.chmod(0o777)
+    if ROOT:
+        os.chown(str(path), 12345, 12345)
+    changes = Changes(False)
+    ensure_directory(str(path), UID, GID, 0o755, True, changes)
+    st = os.lstat(str(path))
+    assert mode(path) == 0o755 and (st.st_uid, st.st_gid) == (UID, GID)
+    assert len(changes.items) == 1 and changes.items[0].startswith('set %s to %d:%d mode 755 (was ' % (path, UID, GID))
+    assert changes.items[0].endswith('mode 777)')
+
+
+def test_ensure_directory_shared_keeps_an_existing_directory(tmp_path):
+    path = tmp_path / 'bin'
+    path.mkdir()
+    path.chmod(0o775)
+    changes = Changes(False)
+    ensure_directory(str(path), UID, GID, 0o755, False, changes)
+    assert mode(path) == 0o775 and changes.items == []
+
+
+def test_ensure_directory_shared_accepts_a_link_to_a_directory_but_not_a_file(tmp_path):
+    real = tmp_path / 'real'
+    real.mkdir()
+    (tmp_path / 'bin').symlink_to(real)
+    changes = Changes(False)
+    ensure_directory(str(tmp_path / 'bin'), UID, GID, 0o755, False, changes)
+    assert changes.items == [] and os.path.islink(str(tmp_path / 'bin'))
+    (tmp_path / 'file').write_text('x')
+    (tmp_path / 'dangling').symlink_to(tmp_path / 'nowhere')
+    for name in ('file', 'dangling'):
+        with pytest.raises(PlanError, match='is not a directory; move it away'):
+            ensure_directory(str(tmp_path / name), UID, GID, 0o755, False, Changes(False))
+    assert (tmp_path / 'file').read_text() == 'x'
+
+
+def test_ensure_directory_replaces_a_link_without_touching_its_target(tmp_path):
+    target = outside(tmp_path)
+    path = tmp_path / 'prefix'
+    path.symlink_to(target)
+    changes = Changes(False)
+    ensure_directory(str(path), UID, GID, 0o755, True, changes)
+    assert not os.path.islink(str(path)) and os.path.isdir(str(path)) and os.listdir(str(path)) == []
+    assert mode(path) == 0o755
+    assert intact(target)
+    assert changes.items == ['replace %s (a link) with a directory' % path, 'create directory %s' % path]
+
+
+def test_ensure_directory_replaces_a_file(tmp_path):
+    path = tmp_path / 'prefix'
+    path.write_text('x')
+    changes = Changes(False)
+    ensure_directory(str(path), UID, GID, 0o755, True, changes)
+    assert os.path.isdir(str(path))
+    assert changes.items[0] == 'replace %s (a file) with a directory' % path
+
+
+def test_ensure_directory_check_mode_changes_nothing(tmp_path):
+    target = outside(tmp_path)
+    (tmp_path / 'link').symlink_to(target)
+    loose = tmp_path / 'loose'
+    loose.mkdir()
+    loose.chmod(0o777)
+    changes = Changes(True)
+    ensure_directory(str(tmp_path / 'new'), UID, GID, 0o755, True, changes)
+    ensure_directory(str(tmp_path / 'link'), UID, GID, 0o755, True, changes)
+    ensure_directory(str(loose), UID, GID, 0o755, True, changes)
+    assert len(changes.items) == 3
+    assert changes.items[0] == 'create directory %s' % (tmp_path / 'new')
+    assert changes.items[1] == 'replace %s (a link) with a directory' % (tmp_path / 'link')
+    assert changes.items[2].startswith('set %s to ' % loose)
+    assert not os.path.lexists(str(tmp_path / 'new'))
+    assert os.path.islink(str(tmp_path / 'link')) and intact(target)
+    assert mode(loose) == 0o777
+
+
+# ---------------------------------------------------------------------------------- ensure_link
+
+def test_ensure_link_creates_and_is_idempotent(tmp_path):
+    path, target = str(tmp_path / 'stigmer'), '/opt/stigmer/current/bin/stigmer'
+    changes = Changes(False)
+    ensure_link(path, target, UID, GID, changes)
+    assert os.readlink(path) == target and os.lstat(path).st_uid == UID
+    assert changes.items == ['link %s -> %s' % (path, target)] and changes.paths == {path}
+    again = Changes(False)
+    ensure_link(path, target, UID, GID, again)
+    assert again.items == []
+    ensure_link(path, '/elsewhere', UID, GID, again)
+    assert os.readlink(path) == '/elsewhere' and again.items == ['link %s -> /elsewhere' % path]
+
+
+def test_ensure_link_replaces_a_directory_without_following_links_inside(tmp_path):
+    target = outside(tmp_path)
+    planted = tmp_path / 'stigmer'
+    planted.mkdir()
+    (planted / 'escape').symlink_to(target)
+    (planted / 'file').write_text('planted')
+    changes = Changes(False)
+    ensure_link(str(planted), '/opt/stigmer/current/bin/stigmer', UID, GID, changes)
+    assert os.readlink(str(planted)) == '/opt/stigmer/current/bin/stigmer'
+    assert intact(target)
+    assert len(changes.items) == 1
+
+
+def test_ensure_link_replaces_a_file(tmp_path):
+    path = tmp_path / 'stigmer'
+    path.write_text('old binary')
+    ensure_link(str(path), '/t', UID, GID, Changes(False))
+    assert os.readlink(str(path)) == '/t'
+
+
+def test_ensure_link_check_mode(tmp_path):
+    planted = tmp_path / 'stigmer'
+    planted.mkdir()
+    changes = Changes(True)
+    ensure_link(str(tmp_path / 'new'), '/t', UID, GID, changes)
+    ensure_link(str(planted), '/t', UID, GID, changes)
+    assert changes.items == ['link %s -> /t' % (tmp_path / 'new'), 'link %s -> /t' % planted]
+    assert not os.path.lexists(str(tmp_path / 'new')) and os.path.isdir(str(planted))
+
+
+# ---------------------------------------------------------------------------------- files
+
+def test_ensure_file_writes_with_mode_and_is_idempotent(tmp_path):
+    path = str(tmp_path / 'server.env')
+    changes = Changes(False)
+    assert ensure_file(path, 'A=1\n', UID, GID, 0o640, changes, label='the environment of server') is True
+    assert open(path, 'rb').read() == b'A=1\n' and mode(path) == 0o640
+    assert changes.items == ['write the environment of server'] and changes.paths == {path}
+    assert [n for n in os.listdir(str(tmp_path)) if n != 'server.env'] == []  # no temp file left
+    again = Changes(False)
+    assert ensure_file(path, b'A=1\n', UID, GID, 0o640, again) is False and again.items == []
+    os.chmod(path, 0o644)
+    assert ensure_file(path, 'A=1\n', UID, GID, 0o640, again) is True and mode(path) == 0o640
+    assert ensure_file(path, 'A=2\n', UID, GID, 0o640, again) is True and open(path).read() == 'A=2\n'
+    assert again.items == ['write %s' % path] * 2
+
+
+def test_ensure_file_replaces_a_link_and_leaves_its_target(tmp_path):
+    target = outside(tmp_path)
+    path = tmp_path / 'server.env'
+    path.symlink_to(target / 'keep')
+    assert ensure_file(str(path), 'A=1\n', UID, GID, 0o640, Changes(False)) is True
+    assert not os.path.islink(str(path)) and path.read_text() == 'A=1\n'
+    assert intact(target)
+
+
+def test_ensure_file_check_mode(tmp_path):
+    path = tmp_path / 'server.env'
+    changes = Changes(True)
+    assert ensure_file(str(path), 'A=1\n', UID, GID, 0o640, changes) is True
+    assert changes.items == ['write %s' % path] and not os.path.lexists(str(path))
+
+
+def test_read_nofollow(tmp_path):
+    target = outside(tmp_path)
+    (tmp_path / 'link').symlink_to(target / 'keep')
+    os.mkfifo(str(tmp_path / 'fifo'))
+    (tmp_path / 'file').write_bytes(b'data')
+    assert read_nofollow(str(tmp_path / 'link')) == (None, None)
+    assert read_nofollow(str(tmp_path / 'fifo')) == (None, None)      # does not block
+    assert read_nofollow(str(tmp_path / 'missing')) == (None, None)
+    assert read_nofollow(str(target)) == (None, None)                # a directory
+    data, st = read_nofollow(str(tmp_path / 'file'))
+    assert data == b'data' and stat.S_ISREG(st.st_mode)
+
+
+def test_remove_entry_never_follows_links(tmp_path):
+    target = outside(tmp_path)
+    link = tmp_path / 'link'
+    link.symlink_to(target)
+    assert remove_entry(str(link)) is True
+    assert not os.path.lexists(str(link)) and intact(target)
+
+    tree = tmp_path / 'tree'
+    (tree / 'sub').mkdir(parents=True)
+    (tree / 'sub' / 'escape').symlink_to(target)
+    (tree / 'escape-file').symlink_to(target / 'keep')
+    assert remove_entry(str(tree)) is True
+    assert not os.path.lexists(str(tree)) and intact(target)
+    assert remove_entry(str(tree)) is False
+
+
+# ---------------------------------------------------------------------------------- unsafe_ancestor
+
+def fake_os(stats):
+    """The os module with stat answering from stats (path -> (uid, mode)); other paths do not exist."""
+    def fake_stat(path):
+        if path not in stats:
+            raise FileNotFoundError(path)
+        uid, perm = stats[path]
+        return types.SimpleNamespace(st_uid=uid, st_mode=stat.S_IFDIR | perm)
+    proxy = types.SimpleNamespace(**dict((k, getattr(os, k)) for k in dir(os) if not k.startswith('__')))
+    proxy.stat = fake_stat
+    return proxy
+
+
+def test_unsafe_ancestor_decisions(monkeypatch):
+    monkeypatch.setattr(_runtime, 'os', fake_os({
+        '/': (0, 0o755), '/opt': (0, 0o755), '/opt/shared': (0, 0o777), '/opt/sticky': (0, 0o1777),
+        '/opt/group': (0, 0o775), '/opt/alice': (1000, 0o755), '/opt/safe': (0, 0o755)}))
+    assert unsafe_ancestor('/opt/safe/stigmer/versions') is None
+    assert unsafe_ancestor('/opt/shared/stigmer') == '/opt/shared (owner uid 0, mode 777)'
+    assert unsafe_ancestor('/opt/sticky/stigmer') == '/opt/sticky (owner uid 0, mode 1777)'
+    assert unsafe_ancestor('/opt/group/stigmer') == '/opt/group (owner uid 0, mode 775)'
+    assert unsafe_ancestor('/opt/alice/stigmer') == '/opt/alice (owner uid 1000, mode 755)'
+    # The path itself is not an ancestor; a missing ancestor ends the walk (it will be created root's).
+    assert unsafe_ancestor('/opt/shared') is None
+    assert unsafe_ancestor('/opt/new/deeper/stigmer') is None
+
+
+def test_unsafe_ancestor_on_this_host(tmp_path):
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    path = str(shared / 'stigmer' / 'versions')
+    found = unsafe_ancestor(path)
+    # Some ancestor is reported: the 0777 directory, or one above it (/tmp is 1777, or not root's).
+    assert found is not None
+    named = found.split(' (owner uid ')[0]
+    assert str(shared) == named or str(shared).startswith(named.rstrip('/') + '/')
+    ancestors = [p for p in [str(tmp_path)] + [str(a) for a in tmp_path.parents]]
+    if not ROOT or any(os.stat(a).st_uid != 0 or os.stat(a).st_mode & 0o022 for a in ancestors):
+        pytest.skip('the temporary directory lies below a directory others can change')
+    assert found == '%s (owner uid 0, mode 777)' % shared
+
+
+# ---------------------------------------------------------------------------------- lock, processes
+
+def test_lock_is_exclusive_and_names_its_holder(tmp_path):
+    with Lock(str(tmp_path), 0) as held:
+        assert held.path == str(tmp_path / '.lock')
+        with pytest.raises(PlanError) as info:
+            Lock(str(tmp_path), 0).__enter__()
+        msg = str(info.value)
+        assert 'lock %s' % held.path in msg and '(pid %d)' % os.getpid() in msg
+    with Lock(str(tmp_path), 0) as again:
+        assert open(again.path).read() == str(os.getpid())
+
+
+def test_process_start():
+    now = time.time()
+    started = process_start(os.getpid())
+    assert started is not None and now - 86400 * 365 < started <= time.time()
+    assert process_start(0) is None
+    assert process_start(None) is None
+
+
+def test_process_start_falls_back_to_ps():
+    pid = 2 ** 31 - 2
+    if os.path.exists('/proc/%d' % pid):
+        pytest.skip('pid %d exists' % pid)
+    calls = []
+
+    def run(argv, environ_update=None):
+        calls.append((argv, environ_update))
+        return 0, 'Tue Jan  6 10:00:03 2026\n', ''
+    assert process_start(pid, run) == time.mktime((2026, 1, 6, 10, 0, 3, 0, 0, -1))
+    assert calls == [(['ps', '-o', 'lstart=', '-p', str(pid)], {'LC_ALL': 'C'})]
+    assert process_start(pid) is None
+    assert process_start(pid, lambda argv, environ_update=None: (1, '', 'no such process')) is None
+    assert process_start(pid, lambda argv, environ_update=None: (0, 'garbage', '')) is None
+
+
+# ---------------------------------------------------------------------------------- a whole plan
+
+def script(body):
+    return ('#!/bin/sh\n%s\n' % body).encode()
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def artifacts(tmp_path, tag):
+    """A CLI tarball and a raw agent-runner for tag, as the role would hand them over."""
+    cache = tmp_path / 'cache' / tag
+    cache.mkdir(parents=True)
+    cli = script('echo "Usage: stigmer %s"' % tag)
+    tar = cache / (TAR % tag)
+    with tarfile.open(str(tar), 'w:gz') as archive:
+        for name, data, perm in (('stigmer', cli, 0o755), ('README.md', b'read me\n', 0o644)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), perm
+            archive.addfile(info, io.BytesIO(data))
+    runner = cache / (RUNNER % tag)
+    runner.write_bytes(script('echo agent-runner %s' % tag))
+    return dict((p.name, {'name': p.name, 'path': str(p), 'sha256': sha(p.read_bytes())}) for p in (tar, runner))
+
+
+def make_plan(tmp_path, tag='v0.0.7', **overrides):
+    prefix = tmp_path / 'prefix'
+    plan = {
+        'platform': None, 'service_manager': 'none', 'system': False, 'owner': OWNER, 'group': GROUP, 'keep': 2,
+        'lock_timeout': 5, 'prefix': str(prefix), 'record': str(prefix / 'install-record.json'), 'account': None,
+        'trees': [{'name': 'stigmer', 'root': str(prefix / 'versions'), 'link': str(prefix / 'current'),
+                   'version': tag,
+                   'sources': [{'name': TAR % tag, 'archive': True, 'dest': None, 'members': None, 'sha256': None},
+                               {'name': RUNNER % tag, 'archive': False, 'dest': 'agent-runner', 'members': None,
+                                'sha256': None}],
+                   'files': {'share/agent-runner.version': tag + '\n'},
+                   'checks': [{'command': 'stigmer', 'args': ['--help']}]}],
+        'directories': [{'path': str(prefix), 'own': True}, {'path': str(prefix / 'versions'), 'own': True},
+                        {'path': str(tmp_path / 'bin'), 'own': False}],
+        'leaves': [], 'links': [{'path': str(tmp_path / 'bin' / 'stigmer'), 'target': str(prefix / 'current/bin/stigmer')}],
+        'remove': [], 'uninstall': [str(tmp_path / 'bin' / 'stigmer')], 'components': [], 'target': None,
+    }
+    plan.update(overrides)
+    return plan
+
+
+class Recorder(object):
+    """run_command that records calls; a plan without services must make none."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(argv)
+        return 0, '', ''
+
+
+def runtime(plan, run=None, env=None, check_mode=False):
+    return Runtime(plan, env or {}, run or Recorder(), check_mode=check_mode)
+
+
+def installed(tmp_path, tag='v0.0.7'):
+    """Apply the plan for tag; return (plan, artifacts)."""
+    given = artifacts(tmp_path, tag)
+    plan = make_plan(tmp_path, tag)
+    runtime(plan).apply(given)
+    return plan, given
+
+
+def test_compare_on_an_empty_host(tmp_path):
+    plan = make_plan(tmp_path)
+    run = Recorder()
+    result = runtime(plan, run).compare()
+    prefix = plan['prefix']
+    assert result['changed'] is True
+    assert result['needs'] == sorted([TAR % 'v0.0.7', RUNNER % 'v0.0.7'])
+    assert result['versions'] == {'stigmer': 'none'} and result['account_missing'] is False
+    assert result['changes'] == [
+        'create directory %s' % prefix,
+        'create directory %s/versions' % prefix,
+        'create directory %s' % (tmp_path / 'bin'),
+        'install stigmer v0.0.7 (it is not installed)',
+        'link %s -> %s/current/bin/stigmer' % (tmp_path / 'bin' / 'stigmer', prefix),
+        'write the install record %s' % plan['record'],
+    ]
+    assert result['diff']['before'] == 'changes:\nstigmer:\n    version: none\n'
+    assert result['diff']['after'].endswith('stigmer:\n    version: v0.0.7\n')
+    assert sorted(os.listdir(str(tmp_path))) == []  # nothing was made
+    assert run.calls == []
+
+
+def test_apply_then_compare_finds_nothing_to_do(tmp_path):
+    plan = make_plan(tmp_path)
+    given = artifacts(tmp_path, 'v0.0.7')
+    run = Recorder()
+    result = runtime(plan, run).apply(given)
+    prefix = tmp_path / 'prefix'
+    assert result['changed'] is True and result['switched'] == ['stigmer'] and result['previous'] == {}
+    assert result['restarted'] == [] and result['versions'] == {'stigmer': 'v0.0.7'}
+    assert 'install stigmer v0.0.7' in result['changes']
+    assert os.readlink(str(prefix / 'current')) == 'versions/v0.0.7'
+    assert sorted(os.listdir(str(prefix / 'versions' / 'v0.0.7' / 'bin'))) == ['agent-runner', 'stigmer']
+    assert os.readlink(str(tmp_path / 'bin' / 'stigmer')) == str(prefix / 'current/bin/stigmer')
+    assert mode(prefix) == 0o755 and mode(prefix / 'versions') == 0o755
+    with open(plan['record']) as handle:
+        assert json.load(handle) == {
+            'format': 1, 'prefix': str(prefix), 'state_dir': None, 'account': None, 'service_manager': 'none',
+            'units': [], 'remove': [str(tmp_path / 'bin' / 'stigmer')]}
+    assert mode(plan['record']) == 0o644
+
+    result = runtime(plan, run).compare()
+    assert result['changes'] == [] and result['needs'] == [] and result['changed'] is False
+    assert result['versions'] == {'stigmer': 'v0.0.7'}
+    again = runtime(plan, run).apply(given)
+    assert again['changed'] is False and again['changes'] == [] and again['switched'] == []
+    assert run.calls == []
+
+
+@pytest.mark.parametrize('tamper, reason', [
+    (lambda vdir: os.chmod(os.path.join(vdir, 'bin', 'stigmer'), 0o775), 'bin/stigmer has mode 775 instead of 755'),
+    (lambda vdir: open(os.path.join(vdir, 'bin', 'agent-runner'), 'ab').write(b'# swapped\n'),
+     'bin/agent-runner does not match its recorded sha256'),
+])
+def test_a_tampered_install_is_installed_again(tmp_path, tamper, reason):
+    plan, given = installed(tmp_path)
+    tamper(os.path.join(plan['trees'][0]['root'], 'v0.0.7'))
+    result = runtime(plan).compare()
+    assert result['changes'] == ['install stigmer v0.0.7 (%s)' % reason]
+    assert result['needs'] == sorted(given)
+    result = runtime(plan).apply(given)
+    assert result['changes'] == ['install stigmer v0.0.7']
+    assert runtime(plan).compare()['changes'] == []
+
+
+def test_a_pinned_sha256_that_differs_from_the_install(tmp_path):
+    plan, given = installed(tmp_path)
+    plan['trees'][0]['sources'][0]['sha256'] = 'ab' * 32
+    assert runtime(plan).compare()['changes'] == [
+        'install stigmer v0.0.7 (%s has another SHA256 than the release publishes)' % (TAR % 'v0.0.7')]
+    with pytest.raises(PlanError, match='was verified as %s, but the plan expects %s' % (given[TAR % 'v0.0.7']['sha256'],
+                                                                                          'ab' * 32)):
+        runtime(plan).apply(given)
+
+
+def test_apply_without_a_needed_artifact(tmp_path):
+    plan = make_plan(tmp_path)
+    given = artifacts(tmp_path, 'v0.0.7')
+    del given[RUNNER % 'v0.0.7']
+    with pytest.raises(PlanError) as info:
+        runtime(plan).apply(given)
+    assert str(info.value) == ('stigmer v0.0.7 must be installed (it is not installed) but its artifact %s '
+                               'was not provided' % (RUNNER % 'v0.0.7'))
+    assert not os.path.lexists(plan['trees'][0]['link'])
+    assert not os.path.exists(os.path.join(plan['trees'][0]['root'], 'v0.0.7'))
+
+
+def test_upgrade_then_rollback_without_a_service_manager(tmp_path):
+    installed(tmp_path, 'v0.0.6')
+    plan = make_plan(tmp_path, 'v0.0.7')
+    compared = runtime(plan).compare()
+    assert compared['versions'] == {'stigmer': 'v0.0.6'}
+    assert 'install stigmer v0.0.7 (it is not installed)' in compared['changes']
+    run = Recorder()
+    result = runtime(plan, run).apply(artifacts(tmp_path, 'v0.0.7'))
+    assert result['previous'] == {'stigmer': 'v0.0.6'} and result['switched'] == ['stigmer']
+    assert 'switch stigmer from v0.0.6 to v0.0.7' in result['changes']
+    link = plan['trees'][0]['link']
+    assert os.readlink(link) == 'versions/v0.0.7'
+
+    back = runtime(plan, run).rollback(result['previous'])
+    assert os.readlink(link) == 'versions/v0.0.6'
+    assert back == {'changed': True, 'changes': ['switch stigmer back to v0.0.6'], 'versions': {'stigmer': 'v0.0.6'}}
+    assert run.calls == []
+    # The plan still asks for v0.0.7, which is intact: only the switch is left to do.
+    assert runtime(plan).compare()['changes'] == ['switch stigmer from v0.0.6 to v0.0.7']
+
+
+def test_rollback_to_a_version_that_is_gone(tmp_path):
+    plan, dummy = installed(tmp_path)
+    with pytest.raises(PlanError, match='Cannot roll stigmer back: v0.0.1 is no longer installed under '):
+        runtime(plan).rollback({'stigmer': 'v0.0.1'})
+    assert os.readlink(plan['trees'][0]['link']) == 'versions/v0.0.7'
+
+
+def test_apply_waits_for_the_lock(tmp_path):
+    plan, given = installed(tmp_path)
+    plan['lock_timeout'] = 0
+    with Lock(plan['prefix'], 0):
+        with pytest.raises(PlanError, match='holds the lock'):
+            runtime(plan).apply(given)
+
+
+def test_compare_removes_nothing_and_apply_removes_what_is_obsolete(tmp_path):
+    plan, given = installed(tmp_path)
+    old = tmp_path / 'prefix' / 'stigmer.env'
+    old.write_text('OLD=1\n')
+    plan['remove'] = [str(old)]
+    result = runtime(plan).compare()
+    assert result['changes'] == ['remove %s' % old]
+    assert old.read_text() == 'OLD=1\n'
+    assert runtime(plan).apply(given)['changes'] == ['remove %s' % old]
+    assert not os.path.lexists(str(old))
+
+
+def test_a_plan_owner_that_does_not_exist(tmp_path):
+    with pytest.raises(PlanError, match="owner 'no-such-stigmer-owner' does not exist"):
+        runtime(make_plan(tmp_path, owner='no-such-stigmer-owner'))
+
+
+def test_system_plan_locations_are_checked_first(tmp_path):
+    plan = make_plan(tmp_path, system=True, prefix='/usr/local')
+    with pytest.raises(PlanError, match=r'stigmer_prefix=/usr/local \(it is a system directory\)'):
+        runtime(plan).compare()
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    plan = make_plan(shared, system=True)
+    with pytest.raises(PlanError, match='which someone other than root can change'):
+        runtime(plan).apply({})
+    assert os.listdir(str(shared)) == []
+
+
+# ---------------------------------------------------------------------------------- remove_recorded
+
+def test_remove_what_the_record_lists(tmp_path):
+    plan, dummy = installed(tmp_path)
+    sibling = tmp_path / 'bin' / 'other-tool'
+    sibling.write_text('keep me\n')
+    target = outside(tmp_path)
+    run = Recorder()
+    args = {'prefix': plan['prefix'], 'record': plan['record'], 'system': False, 'account': None}
+
+    preview = remove_recorded(args, False, run, check_mode=True, homes=set())
+    assert preview['changes'] == ['remove %s' % (tmp_path / 'bin' / 'stigmer'), 'remove %s' % plan['prefix']]
+    assert os.path.isdir(plan['prefix']) and os.path.islink(str(tmp_path / 'bin' / 'stigmer'))
+
+    result = remove_recorded(args, False, run, homes=set())
+    assert result == dict(preview, changed=True)
+    assert not os.path.lexists(plan['prefix']) and not os.path.lexists(str(tmp_path / 'bin' / 'stigmer'))
+    assert sibling.read_text() == 'keep me\n' and os.path.isdir(str(tmp_path / 'bin')) and intact(target)
+    assert run.calls == []
+
+    again = remove_recorded(args, False, run, homes=set())
+    assert again == {'changed': False, 'changes': [],
+                     'msg': 'no install record at %s: nothing to remove' % plan['record']}
+
+
+def write_record(plan, **changes):
+    with open(plan['record']) as handle:
+        record = json.load(handle)
+    record.update(changes)
+    with open(plan['record'], 'w') as handle:
+        json.dump(record, handle)
+    os.chmod(plan['record'], 0o644)
+
+
+def test_a_tampered_record_removes_nothing(tmp_path):
+    plan, dummy = installed(tmp_path)
+    target = outside(tmp_path)
+    write_record(plan, remove=[str(tmp_path / 'bin' / 'stigmer'), str(target)])
+    args = {'prefix': plan['prefix'], 'record': plan['record'], 'system': False, 'account': None}
+    with pytest.raises(PlanError) as info:
+        remove_recorded(args, False, Recorder(), homes=set())
+    assert str(info.value) == ('%s lists %s, which it lies outside the prefix and the state directory and is not '
+                               'named stigmer: refusing to remove anything' % (plan['record'], target))
+    assert intact(target) and os.path.isdir(plan['prefix'])
+    assert os.path.islink(str(tmp_path / 'bin' / 'stigmer'))
+
+
+def test_a_record_with_a_system_prefix_or_writable_by_others_removes_nothing(tmp_path):
+    plan, dummy = installed(tmp_path)
+    args = {'prefix': plan['prefix'], 'record': plan['record'], 'system': False, 'account': None}
+    write_record(plan, prefix='/usr')
+    with pytest.raises(PlanError, match=r'stigmer_prefix=/usr \(it is a system directory\)'):
+        remove_recorded(args, False, Recorder(), homes=set())
+    write_record(plan, prefix=plan['prefix'])
+    os.chmod(plan['record'], 0o666)
+    with pytest.raises(PlanError, match='is writable by others: it is not trusted'):
+        remove_recorded(args, False, Recorder(), homes=set())
+    assert os.path.isdir(plan['prefix']) and os.path.islink(str(tmp_path / 'bin' / 'stigmer'))
+
+
+def test_remove_refuses_a_system_prefix_before_reading_a_record(tmp_path):
+    # The record does not exist: had the location not been refused first, this would report "nothing to remove".
+    args = {'prefix': '/usr/local', 'record': str(tmp_path / 'install-record.json'), 'system': True,
+            'account': {'user': 'stigmer', 'home': '/var/lib/stigmer'}}
+    with pytest.raises(PlanError) as info:
+        remove_recorded(args, True, Recorder(), homes=set())
+    assert 'stigmer_prefix=/usr/local (it is a system directory)' in str(info.value)
+    assert 'stigmer_state_dir=' not in str(info.value)
+    args['account'] = {'user': 'stigmer', 'home': '/home/stigmer-admin'}
+    with pytest.raises(PlanError, match="stigmer_state_dir=/home/stigmer-admin \\(it is a user's home directory\\)"):
+        remove_recorded(dict(args, prefix='/opt/stigmer'), True, Recorder(), homes={'/home/stigmer-admin'})
