@@ -40,7 +40,6 @@ options:
         passed whole. It supplies O(name), O(url), O(checksum_url), O(checksum_api_url), O(api_url), O(digest)
         and O(size), each unless given as an option of its own.
     type: dict
-    version_added: 0.2.0
   name:
     description:
       - File name of the artifact, for example V(stigmer-v1.2.3-linux-amd64.tar.gz).

@@ -11,7 +11,7 @@ DOCUMENTATION = r'''
 ---
 module: stigmer_runtime
 short_description: Compare a host with the Stigmer runtime plan, apply it, roll it back or remove it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - The host side of the role's single plan. The role builds one O(plan) per host on the controller;
     this module compares the host with it in one call (V(compare)), makes the host match it (V(apply)),
