@@ -85,11 +85,16 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: V(compare) is the check-mode report of a whole run; the other actions change nothing in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+    details: V(compare) returns the installed and planned versions and every change as a diff.
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 notes:
   - Uses only the Python standard library on the host.

@@ -129,8 +129,8 @@ def report(runs):
     print('\n| run | wall | origin requests | origin bytes | changed per host | module round trips per host |')
     print('|---|---:|---:|---:|---:|---:|')
     for label, run in runs:
-        print('| %s | %.1f s | %d | %s | %s | %s |' % (label, run['wall'], run['requests'], mib(run['bytes']),
-                                                     spread(run['changed']), spread(run['modules'])))
+        print('| %s | %.1f s | %d | %s | %s | %s |' % (
+            label, run['wall'], run['requests'], mib(run['bytes']), spread(run['changed']), spread(run['modules'])))
 
 
 def main():

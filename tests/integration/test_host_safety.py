@@ -176,7 +176,7 @@ def snapshot(name, with_state=False):
     that matters, with the sha256 of every file under /etc, /usr/local and /opt; ``with_state`` adds the
     root-owned part of the state directory and each unit's MainPID and ActiveState."""
     out = host_sh(name, SNAPSHOT_SCRIPT)
-    listing, _, sums = out.stdout.partition('@@sha256\n')
+    listing, dummy, sums = out.stdout.partition('@@sha256\n')
     assert listing and sums, 'the snapshot failed: %s' % out.stderr[-2000:]
     entries = dict(line.split('\t', 1) for line in listing.splitlines() if '\t' in line)
     for line in sums.splitlines():

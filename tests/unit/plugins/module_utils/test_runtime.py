@@ -403,7 +403,7 @@ def test_unsafe_ancestor_on_this_host(tmp_path):
     assert found is not None
     named = found.split(' (owner uid ')[0]
     assert str(shared) == named or str(shared).startswith(named.rstrip('/') + '/')
-    ancestors = [p for p in [str(tmp_path)] + [str(a) for a in tmp_path.parents]]
+    ancestors = [str(tmp_path)] + [str(a) for a in tmp_path.parents]
     if not ROOT or any(os.stat(a).st_uid != 0 or os.stat(a).st_mode & 0o022 for a in ancestors):
         pytest.skip('the temporary directory lies below a directory others can change')
     assert found == '%s (owner uid 0, mode 777)' % shared
@@ -586,8 +586,8 @@ def test_a_pinned_sha256_that_differs_from_the_install(tmp_path):
     plan['trees'][0]['sources'][0]['sha256'] = 'ab' * 32
     assert runtime(plan).compare()['changes'] == [
         'install stigmer v0.0.7 (%s has another SHA256 than the release publishes)' % (TAR % 'v0.0.7')]
-    with pytest.raises(PlanError, match='was verified as %s, but the plan expects %s' % (given[TAR % 'v0.0.7']['sha256'],
-                                                                                          'ab' * 32)):
+    expected = 'was verified as %s, but the plan expects %s' % (given[TAR % 'v0.0.7']['sha256'], 'ab' * 32)
+    with pytest.raises(PlanError, match=expected):
         runtime(plan).apply(given)
 
 
