@@ -372,7 +372,7 @@ def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(b
                        'stigmer_health_timeout': 8, 'stigmer_health_settle': 2},
                       limit=names[0])
     assert result.returncode != 0
-    assert 'Rolled back to v0.0.6, which is running again' in result.stdout, result.stdout[-3000:]
+    assert 'Rolled back to stigmer v0.0.6, which is running again' in result.stdout, result.stdout[-3000:]
     assert '--- server (last log lines) ---' in result.stdout
     assert 'gave no health status' in result.stdout
     assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.6'
@@ -510,7 +510,7 @@ def test_a_crash_looping_component_fails_the_run_with_its_log_until_switched_off
     assert looping.returncode != 0
     assert 'workflow-runner' in looping.stdout and 'crash loop' in looping.stdout, looping.stdout[-3000:]
     assert '--- workflow-runner (last log lines) ---' in looping.stdout
-    assert 'Rolled back to v0.0.6, which is running again' in looping.stdout
+    assert 'Rolled back to stigmer v0.0.6, which is running again' in looping.stdout
     assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.6'
     try:
         off = run_site(server, inventory, baseline['cache'], dict(extra, stigmer_workflow_runner_enabled=False),
