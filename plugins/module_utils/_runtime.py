@@ -266,6 +266,7 @@ def ensure_directory(path, uid, gid, mode, enforce, changes):
         changes.add('create directory %s' % path, path)
         if changes.check_mode:
             return
+        make_parents(os.path.dirname(path), uid, gid)
         os.mkdir(path, mode)
         fd = open_dir(path)
         try:
@@ -287,6 +288,15 @@ def ensure_directory(path, uid, gid, mode, enforce, changes):
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
+
+
+def make_parents(path, uid, gid):
+    """Create the missing ancestors of a planned directory (such as ~/.local/share), 0755 uid:gid."""
+    if lstat_or_none(path) is not None or path in ('', '/'):
+        return
+    make_parents(os.path.dirname(path), uid, gid)
+    os.mkdir(path, ROOT_DIR_MODE)
+    os.lchown(path, uid, gid)
 
 
 def ensure_link(path, target, uid, gid, changes):

@@ -227,20 +227,23 @@ RUNNER_007 = 'agent-runner-v0.0.7-linux-amd64'
 ], ids=['5xx-twice', 'reset-mid-body'])
 def test_transient_faults_are_retried_and_the_run_succeeds(baseline, server, fleet, tmp_path, fault, hits):
     names, inventory = fleet
-    before = host_state(names[0])
+    # A kept v0.0.7 would be switched to without a download.
+    host_sh(names[0], 'rm -rf /opt/stigmer/versions/v0.0.7')
     server_ctl.reset(server.port)
     server_ctl.faults(server.port, fault)
     try:
-        # --check: the controller really downloads (and retries); the host is not changed.
-        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0],
-                          flags=['--check'])
+        # A real upgrade (a --check run downloads nothing), undone afterwards for the other tests.
+        result = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0])
         stats = server_ctl.stats(server.port)
+        upgraded = host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip()
     finally:
         server_ctl.reset(server.port)
+        restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
+        assert restored.returncode == 0, restored.stdout[-3000:]
     assert result.returncode == 0, result.stdout[-3000:]
     assert {fault: keys for fault, keys in stats['fault_hits'].items() if keys} == hits
     assert stats['downloads'][RUNNER_007] == 1
-    assert_untouched(names[0], before)
+    assert upgraded == 'versions/v0.0.7'
     assert_no_temp(tmp_path / 'cache')
 
 
@@ -366,13 +369,14 @@ def test_check_diff_on_an_installed_host_shows_the_version_change(baseline, serv
 def test_upgrade_that_fails_its_health_check_rolls_back_to_the_running_version(baseline, server, fleet, tmp_path):
     names, inventory = fleet
     # v0.0.7's server has no gRPC health service, like upstream's: requiring one fails the
-    # gate, and the role switches current back and restarts v0.0.6.
+    # gate, and the role switches current back and restarts v0.0.6. The gate then runs again on
+    # v0.0.6, which has no health service either, and the message says so.
     result = run_site(server, inventory, baseline['cache'],
                       {'stigmer_version': '0.0.7', 'stigmer_health_require_status': True,
                        'stigmer_health_timeout': 8, 'stigmer_health_settle': 2},
                       limit=names[0])
     assert result.returncode != 0
-    assert 'Rolled back to stigmer v0.0.6, which is running again' in result.stdout, result.stdout[-3000:]
+    assert 'Rolled back to stigmer v0.0.6, which is not healthy either: ' in result.stdout, result.stdout[-3000:]
     assert '--- server (last log lines) ---' in result.stdout
     assert 'gave no health status' in result.stdout
     assert host_sh(names[0], 'readlink /opt/stigmer/current').stdout.strip() == 'versions/v0.0.6'
