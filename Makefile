@@ -39,7 +39,7 @@ demo: deps images collection-link releases server-start
 demo-down: server-stop
 	tests/env/fleet.sh down
 
-test: deps images lint sanity unit galaxy-check docs integration molecule
+test: deps images lint sanity unit galaxy-check docs integration molecule bench-fleet
 
 deps:
 	tests/env/setup-host.sh
