@@ -31,6 +31,10 @@ import stat
 import time
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import (
+    ServiceStateError,
+    parse_show,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
     InstallError,
     content_sha256,
@@ -268,26 +272,25 @@ def ensure_directory(path, uid, gid, mode, enforce, changes):
             return
         make_parents(os.path.dirname(path), uid, gid)
         os.mkdir(path, mode)
-        fd = open_dir(path)
-        try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+        set_owner_mode(path, uid, gid, mode)
         return
     if not enforce:
         return
     if st.st_uid != uid or st.st_gid != gid or stat.S_IMODE(st.st_mode) != mode:
         changes.add('set %s to %d:%d mode %o (was %d:%d mode %o)' % (
             path, uid, gid, mode, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), path)
-        if changes.check_mode:
-            return
-        fd = open_dir(path)
-        try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
+        if not changes.check_mode:
+            set_owner_mode(path, uid, gid, mode)
+
+
+def set_owner_mode(path, uid, gid, mode):
+    """Owner and mode of the directory at path, through an O_NOFOLLOW descriptor."""
+    fd = open_dir(path)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def make_parents(path, uid, gid):
@@ -421,18 +424,10 @@ class Systemd(object):
         return out
 
     def show(self, units):
-        out = self.call('show', '--property=' + ','.join(SHOW), *units)
-        blocks, current = [], None
-        for line in out.splitlines():
-            if not line.strip():
-                current = None
-                continue
-            if current is None:
-                current = {}
-                blocks.append(current)
-            key, dummy, value = line.partition('=')
-            current[key] = value
-        return dict(zip(units, blocks))
+        try:
+            return parse_show(self.call('show', '--property=' + ','.join(SHOW), *units), units)
+        except ServiceStateError as exc:
+            raise PlanError(str(exc))
 
 
 # ---------------------------------------------------------------------------

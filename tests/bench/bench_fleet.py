@@ -90,19 +90,9 @@ def run_play(playbook, inventory, names, server, asset_sizes, extra_vars):
         'requests': (stats['api_requests']['total'] + stats['web_requests']['total'] + stats['downloads_total']
                      + sum(stats['head_requests'].values()) + stats['asset_denied']),
         'bytes': sum(count * asset_sizes[name] for name, count in downloads.items()),
-        'changed': [counts['changed'] for counts in recap(result.stdout).values()],
+        'changed': [counts['changed'] for counts in roundtrips.recap(result.stdout).values()],
         'modules': [len(roundtrips.module_runs(name, cursors[name])) for name in names],
     }
-
-
-def recap(output):
-    """{host: {'changed': n, 'failed': n, ...}} from the PLAY RECAP."""
-    hosts = {}
-    for line in output.split('PLAY RECAP')[-1].splitlines():
-        if ' : ' in line:
-            name, counts = line.split(' : ', 1)
-            hosts[name.strip()] = {k: int(v) for k, v in (pair.split('=') for pair in counts.split())}
-    return hosts
 
 
 def spread(values):

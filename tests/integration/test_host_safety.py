@@ -41,7 +41,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_playbooks  # noqa: E402
-from test_playbooks import IMAGE, ROOT, host_sh, podman, recap, run_site  # noqa: E402
+from test_playbooks import IMAGE, ROOT, host_sh, podman, recap, run_site, start_hosts  # noqa: E402
 
 # test_playbooks' fixtures, instantiated separately for this module (its own release server).
 releases, tls, server = test_playbooks.releases, test_playbooks.tls, test_playbooks.server
@@ -73,18 +73,8 @@ def host(tmp_path_factory):
     if podman('image', 'exists', IMAGE, check=False).returncode != 0:
         pytest.skip('%s is missing: run tests/env/build-images.sh' % IMAGE)
     name = 'stigmer-hs-%s' % uuid.uuid4().hex[:6]
-    podman('run', '-d', '--name', name, '--hostname', name, '--systemd=always',
-           '--network', 'slirp4netns:allow_host_loopback=true', '--label', 'owner=stigmer-it', IMAGE, '/sbin/init')
     try:
-        for _attempt in range(60):
-            if host_sh(name, 'systemctl is-system-running').stdout.strip() in ('running', 'degraded'):
-                break
-            time.sleep(1)
-        inventory = tmp_path_factory.mktemp('inventory') / 'hosts.yml'
-        inventory.write_text(json.dumps({'all': {
-            'vars': {'ansible_connection': 'containers.podman.podman', 'ansible_become': False,
-                     'ansible_python_interpreter': '/usr/bin/python3'},
-            'hosts': {name: {}}}}))
+        inventory = start_hosts([name], tmp_path_factory.mktemp('inventory') / 'hosts.yml')
         yield SimpleNamespace(name=name, inventory=inventory)
     finally:
         podman('rm', '-f', name, check=False)

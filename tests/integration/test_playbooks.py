@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
 
 import build_releases  # noqa: E402
 import server_ctl  # noqa: E402
+from roundtrips import recap  # noqa: E402  (test_host_safety imports it from here)
 
 IMAGE = 'localhost/stigmer-test-debian:bookworm-amd64'
 TOKEN = 'fake-token-integration-0123456789abcdef'
@@ -62,6 +63,13 @@ def fleet(tmp_path_factory):
         pytest.skip('%s is missing: run tests/env/build-images.sh' % IMAGE)
     tag = uuid.uuid4().hex[:6]
     names = ['stigmer-it-%s-%d' % (tag, i) for i in (1, 2)]
+    inventory = start_hosts(names, tmp_path_factory.mktemp('inventory') / 'hosts.yml')
+    yield names, inventory
+    podman('rm', '-f', *names, check=False)
+
+
+def start_hosts(names, inventory):
+    """Start a systemd container per name, wait for systemd, write their inventory; return its path."""
     for name in names:
         podman('run', '-d', '--name', name, '--hostname', name, '--systemd=always',
                '--network', 'slirp4netns:allow_host_loopback=true', '--label', 'owner=stigmer-it', IMAGE, '/sbin/init')
@@ -70,13 +78,11 @@ def fleet(tmp_path_factory):
             if host_sh(name, 'systemctl is-system-running').stdout.strip() in ('running', 'degraded'):
                 break
             time.sleep(1)
-    inventory = tmp_path_factory.mktemp('inventory') / 'hosts.yml'
     inventory.write_text(json.dumps({'all': {
         'vars': {'ansible_connection': 'containers.podman.podman', 'ansible_become': False,
                  'ansible_python_interpreter': '/usr/bin/python3'},
         'hosts': {name: {} for name in names}}}))
-    yield names, inventory
-    podman('rm', '-f', *names, check=False)
+    return inventory
 
 
 def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml', flags=()):
@@ -103,16 +109,6 @@ def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, pla
     # Whatever happens (failures, rollbacks, log dumps), an API key never reaches the output.
     assert extra_vars['stigmer_anthropic_api_key'] not in result.stdout + result.stderr
     return result
-
-
-def recap(output):
-    """{host: {'changed': n, 'failed': n, ...}} from the PLAY RECAP."""
-    hosts = {}
-    for line in output.split('PLAY RECAP')[-1].splitlines():
-        if ' : ' in line:
-            name, counts = line.split(' : ', 1)
-            hosts[name.strip()] = {k: int(v) for k, v in (pair.split('=') for pair in counts.split())}
-    return hosts
 
 
 # Everything the role writes on a system-scope host, plus the services' main PIDs so that
