@@ -55,6 +55,7 @@ _DEFAULT_PORTS = {'http': 80, 'https': 443}
 # Retried: the server or the path may recover within seconds.
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 DEFAULT_ATTEMPTS = 4
+
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 # A Retry-After longer than this is a quota reset, not a hiccup: fail with advice.
@@ -653,3 +654,12 @@ def take_url_credentials(params, keys):
             if found == (None, None):
                 found = (username, password)
     return found
+
+
+def transport_argument_spec():
+    """The argument spec of the options documented by the stigmer.runtime.transport doc fragment."""
+    return dict(
+        attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
+        url_password=dict(type='str', no_log=True),
+        validate_certs=dict(type='bool', default=True),
+    )

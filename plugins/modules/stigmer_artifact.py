@@ -73,10 +73,6 @@ options:
       - User name for HTTP basic authentication to the origin of O(url) and O(checksum_url) (a mirror). It is
         never sent to another host, such as the target of a redirect.
     type: str
-  url_password:
-    description:
-      - Password for O(url_username). Surrounding white space is removed.
-    type: str
   size:
     description:
       - Size in bytes of the artifact as the release states it (the GitHub API C(size)). A download that
@@ -87,11 +83,6 @@ options:
       - Largest artifact accepted when O(size) is unknown (a mirror).
     type: int
     default: 1073741824
-  attempts:
-    description:
-      - How many times each request is sent before a transient failure is reported.
-    type: int
-    default: 4
   download_timeout:
     description:
       - Seconds within which the checksum file and the artifact must have been fetched, retries included.
@@ -145,16 +136,13 @@ options:
       - Surrounding white space (such as the newline of C(echo TOKEN | ansible-vault encrypt_string)) is
         removed; a token with other control characters is refused.
     type: str
-  validate_certs:
-    description:
-      - Whether to validate TLS certificates.
-    type: bool
-    default: true
   timeout:
     description:
       - Timeout in seconds of each network operation (connecting, or waiting for the next bytes).
     type: int
     default: 60
+extends_documentation_fragment:
+  - stigmer.runtime.transport
 attributes:
   check_mode:
     description:
@@ -262,8 +250,8 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
     ensure_artifact,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
-    DEFAULT_ATTEMPTS,
     scrub,
+    transport_argument_spec,
     use_url_credentials,
 )
 
@@ -273,7 +261,8 @@ ARTIFACT_KEYS = ('name', 'url', 'checksum_url', 'checksum_api_url', 'api_url', '
 
 
 def argument_spec():
-    return dict(
+    spec = transport_argument_spec()
+    spec.update(
         artifact=dict(type='dict'),
         name=dict(type='str'),
         url=dict(type='str'),
@@ -285,18 +274,16 @@ def argument_spec():
         digest=dict(type='str'),
         api_url=dict(type='str'),
         token=dict(type='str', no_log=True),
-        validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=60),
         private=dict(type='bool', default=False),
         url_username=dict(type='str'),
-        url_password=dict(type='str', no_log=True),
         size=dict(type='int'),
         max_bytes=dict(type='int', default=DEFAULT_MAX_BYTES),
-        attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
         download_timeout=dict(type='int', default=DEFAULT_DOWNLOAD_TIMEOUT),
         allow_insecure=dict(type='bool', default=False),
         github_api_url=dict(type='str', default=DEFAULT_API_URL),
     )
+    return spec
 
 
 def main():

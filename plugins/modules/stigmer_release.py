@@ -87,10 +87,6 @@ options:
     description:
       - User name for HTTP basic authentication to the origin of O(mirror_url), never sent to another host.
     type: str
-  url_password:
-    description:
-      - Password for O(url_username). Surrounding white space is removed.
-    type: str
   checksums:
     description:
       - Pinned SHA256 checksums by asset name (the role's C(stigmer_checksums)).
@@ -98,11 +94,6 @@ options:
         C(agent-runner-) or C(temporal_cli_)) but is not an asset of the resolved release fails the module,
         naming the assets the release has. Names of other components are left to their own release.
     type: dict
-  attempts:
-    description:
-      - How many times each request is sent before a transient failure is reported.
-    type: int
-    default: 4
   allow_insecure:
     description:
       - Allow plain C(http://) for O(api_url), O(github_url) and O(mirror_url) when they do not point at this
@@ -126,11 +117,6 @@ options:
         writable by others (one that others may only read is tightened to C(0700)), and no parent may be
         changeable by another user; otherwise the module fails.
     type: path
-  validate_certs:
-    description:
-      - Whether to validate TLS certificates.
-    type: bool
-    default: true
   components:
     description:
       - Components whose downloads are planned per platform in RV(artifacts).
@@ -145,6 +131,8 @@ options:
       - Seconds within which each HTTP request, answer included, must complete.
     type: int
     default: 30
+extends_documentation_fragment:
+  - stigmer.runtime.transport
 attributes:
   check_mode:
     description: Can run in check mode and return the same result as in a real run.
@@ -291,8 +279,8 @@ artifacts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
-    DEFAULT_ATTEMPTS,
     scrub,
+    transport_argument_spec,
     use_url_credentials,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
@@ -301,7 +289,8 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.version import Ver
 
 
 def argument_spec():
-    return dict(
+    spec = transport_argument_spec()
+    spec.update(
         repo=dict(type='str', default='stigmer/stigmer'),
         version=dict(type='str', default='latest'),
         include_prereleases=dict(type='bool', default=False),
@@ -311,16 +300,14 @@ def argument_spec():
         mirror_url=dict(type='str'),
         token=dict(type='str', no_log=True),
         cache_dir=dict(type='path'),
-        validate_certs=dict(type='bool', default=True),
         timeout=dict(type='int', default=30),
         components=dict(type='list', elements='str', choices=['stigmer', 'agent-runner', 'temporal'],
                         default=['stigmer', 'agent-runner']),
         url_username=dict(type='str'),
-        url_password=dict(type='str', no_log=True),
         checksums=dict(type='dict'),
-        attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
         allow_insecure=dict(type='bool', default=False),
     )
+    return spec
 
 
 def main():

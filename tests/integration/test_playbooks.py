@@ -236,6 +236,8 @@ def test_transient_faults_are_retried_and_the_run_succeeds(baseline, server, fle
         server_ctl.reset(server.port)
         restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
         assert restored.returncode == 0, restored.stdout[-3000:]
+        # Back to the baseline: the tests after this one must have v0.0.7 to download.
+        host_sh(names[0], 'rm -rf /opt/stigmer/versions/v0.0.7')
     assert result.returncode == 0, result.stdout[-3000:]
     assert {fault: keys for fault, keys in stats['fault_hits'].items() if keys} == hits
     assert stats['downloads'][RUNNER_007] == 1
@@ -500,6 +502,8 @@ def test_environment_values_arrive_byte_for_byte_or_are_refused(baseline, server
     finally:
         restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
         assert restored.returncode == 0, restored.stdout[-3000:]
+        # Back to the baseline: the tests after this one must have v0.0.7 to download.
+        host_sh(names[0], 'rm -rf /opt/stigmer/versions/v0.0.7')
 
 
 def test_a_crash_looping_component_fails_the_run_with_its_log_until_switched_off(baseline, server, fleet):
@@ -523,3 +527,5 @@ def test_a_crash_looping_component_fails_the_run_with_its_log_until_switched_off
     finally:
         restored = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
         assert restored.returncode == 0, restored.stdout[-3000:]
+        # Back to the baseline: the tests after this one must have v0.0.7 to download.
+        host_sh(names[0], 'rm -rf /opt/stigmer/versions/v0.0.7')

@@ -5,6 +5,7 @@
 """Scaffolding shared by the module tests: run main() and read its result, check the documentation."""
 
 import contextlib
+import importlib
 import json
 
 import pytest
@@ -48,6 +49,10 @@ def check_documentation(module):
     Returns (doc, spec, returned) so a test can add checks of its own module.
     """
     doc = yaml.safe_load(module.DOCUMENTATION)
+    for name in doc.get('extends_documentation_fragment') or []:
+        fragment = importlib.import_module('ansible_collections.stigmer.runtime.plugins.doc_fragments.'
+                                           + name.rsplit('.', 1)[-1])
+        doc['options'].update(yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)['options'])
     spec = module.argument_spec()
     assert sorted(doc['options']) == sorted(spec)
     for name, option in doc['options'].items():
