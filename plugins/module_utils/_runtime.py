@@ -30,9 +30,11 @@ import shutil
 import stat
 import time
 
+from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import ChecksumError, normalize_sha256
 from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
 from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import (
     ServiceStateError,
+    launchd_state,
     parse_show,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
@@ -137,6 +139,17 @@ def recorded_sources(manifest):
     return dict((s.get('name'), s) for s in (manifest or {}).get('sources') or [] if isinstance(s, dict))
 
 
+def planned_sha256(src):
+    """The SHA256 the plan knows for an artifact (a pin, GitHub's digest), normalised, or None."""
+    if not src.get('sha256'):
+        return None
+    try:
+        return normalize_sha256(src['sha256'])
+    except ChecksumError as exc:
+        raise PlanError('the checksum given for %s is not usable: %s; fix it in stigmer_checksums'
+                        % (src['name'], exc))
+
+
 def source_problem(wanted, recorded):
     """Why an install recorded from ``recorded`` sources is not one of ``wanted``, or None.
 
@@ -149,7 +162,8 @@ def source_problem(wanted, recorded):
             'its manifest lists no artifacts'
     for src in wanted:
         rec = recorded[src['name']]
-        if src.get('sha256') and (rec.get('sha256') or '').lower() != src['sha256'].lower():
+        expected = planned_sha256(src)
+        if expected and (rec.get('sha256') or '').lower() != expected:
             return '%s has another SHA256 than the release publishes' % src['name']
         if bool(rec.get('archive')) != bool(src.get('archive')) or rec.get('members') != src.get('members'):
             return '%s was unpacked differently' % src['name']
@@ -332,13 +346,13 @@ def read_nofollow(path, limit=1 << 20):
         os.close(fd)
 
 
-def ensure_file(path, data, uid, gid, mode, changes, label=None):
+def ensure_file(path, data, uid, gid, mode, changes):
     """Write data to path atomically unless it already holds it with the right owner and mode."""
     data = data.encode('utf-8') if isinstance(data, str) else data
     current, st = read_nofollow(path)
     if current == data and st.st_uid == uid and st.st_gid == gid and stat.S_IMODE(st.st_mode) == mode:
         return False
-    changes.add('write %s' % (label or path), path)
+    changes.add('write %s' % path, path)
     if not changes.check_mode:
         if current is None and lstat_or_none(path) is not None:
             remove_entry(path)
@@ -437,11 +451,10 @@ class Systemd(object):
 class Runtime(object):
     """One host against one plan. run is AnsibleModule.run_command's signature."""
 
-    def __init__(self, plan, environment_files, run, check_mode=False):
+    def __init__(self, plan, environment_files, run):
         self.plan = plan
         self.env_files = environment_files or {}
         self.run = run
-        self.check_mode = check_mode
         self.manager = plan.get('service_manager') or 'none'
         self.account = plan.get('account')
         try:
@@ -577,8 +590,9 @@ class Runtime(object):
             raise PlanError('%s %s must be installed (%s) but its artifact %s was not provided'
                             % (tree['name'], tree['version'], problem, src['name']))
         entry = {'src': given['path'], 'sha256': given['sha256'], 'archive': bool(src.get('archive'))}
-        if src.get('sha256') and src['sha256'].lower() != given['sha256'].lower():
-            raise PlanError('%s was verified as %s, but the plan expects %s' % (src['name'], given['sha256'], src['sha256']))
+        expected = planned_sha256(src)
+        if expected and expected != given['sha256'].lower():
+            raise PlanError('%s was verified as %s, but the plan expects %s' % (src['name'], given['sha256'], expected))
         for key in ('dest', 'members'):
             if src.get(key) is not None:
                 entry[key] = src[key]
@@ -614,8 +628,6 @@ class Runtime(object):
                                      'reload': props.get('NeedDaemonReload') == 'yes'}
             return states
         if self.manager == 'launchd':
-            from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import (
-                launchd_state, parse_launchctl_print)  # noqa: F401  (parse used by launchd_state)
             states = {}
             for comp in comps:
                 rc, out, dummy = self.run(['launchctl', 'print', 'system/%s' % comp['unit']])
@@ -696,7 +708,7 @@ class Runtime(object):
     def apply_launchd(self, changes):
         from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import ensure_daemon
         for comp in self.disabled():
-            result = ensure_daemon(comp['unit'], state='absent', runner=self._launchctl)
+            result = ensure_daemon(comp['unit'], state='absent', runner=self.run)
             if result['changed']:
                 changes.add('stop and remove %s' % comp['unit'], comp['path'])
         states = self.service_states()
@@ -705,14 +717,11 @@ class Runtime(object):
         for comp in self.components():
             spec = comp['launchd']
             result = ensure_daemon(comp['unit'], state='restarted' if comp['name'] in restart else 'present',
-                                   path=comp['path'], runner=self._launchctl, **spec)
+                                   path=comp['path'], runner=self.run, **spec)
             if result['changed']:
                 changes.add('%s %s' % ('restart' if comp['name'] in restart else 'load', comp['unit']), comp['path'])
                 acted.append(comp['name'])
         return acted
-
-    def _launchctl(self, argv):
-        return self.run(argv)
 
     # -- actions ------------------------------------------------------------
 

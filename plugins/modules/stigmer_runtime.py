@@ -191,8 +191,7 @@ def main():
             result = remove_recorded(params['plan'], params['purge'], module.run_command,
                                      check_mode=module.check_mode)
         else:
-            runtime = Runtime(params['plan'], params['environment_files'], module.run_command,
-                              check_mode=module.check_mode)
+            runtime = Runtime(params['plan'], params['environment_files'], module.run_command)
             if action == 'compare':
                 result = runtime.compare()
                 result['changed'] = module.check_mode and result['changed']

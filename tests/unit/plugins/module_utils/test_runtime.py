@@ -135,6 +135,10 @@ def recorded(sha='ab' * 32, archive=True, members=None):
 def test_source_problem():
     assert source_problem(wanted(), recorded()) is None
     assert source_problem(wanted(sha='AB' * 32), recorded()) is None                 # case does not matter
+    # A pin written the way stigmer_checksums accepts it matches the same install (no reinstall each run).
+    assert source_problem(wanted(sha='sha256:' + 'ab' * 32), recorded()) is None
+    with pytest.raises(PlanError, match='checksum given for cli.tar.gz is not usable'):
+        source_problem(wanted(sha='md5:' + 'ab' * 16), recorded())
     assert source_problem(wanted(sha='ef' * 32), recorded()) == \
         'cli.tar.gz has another SHA256 than the release publishes'
     assert source_problem(wanted(archive=False), recorded()) == 'cli.tar.gz was unpacked differently'
@@ -308,9 +312,9 @@ def test_ensure_link_check_mode(tmp_path):
 def test_ensure_file_writes_with_mode_and_is_idempotent(tmp_path):
     path = str(tmp_path / 'server.env')
     changes = Changes(False)
-    assert ensure_file(path, 'A=1\n', UID, GID, 0o640, changes, label='the environment of server') is True
+    assert ensure_file(path, 'A=1\n', UID, GID, 0o640, changes) is True
     assert open(path, 'rb').read() == b'A=1\n' and mode(path) == 0o640
-    assert changes.items == ['write the environment of server'] and changes.paths == {path}
+    assert changes.items == ['write %s' % path] and changes.paths == {path}
     assert [n for n in os.listdir(str(tmp_path)) if n != 'server.env'] == []  # no temp file left
     again = Changes(False)
     assert ensure_file(path, b'A=1\n', UID, GID, 0o640, again) is False and again.items == []
@@ -504,8 +508,8 @@ class Recorder(object):
         return 0, '', ''
 
 
-def runtime(plan, run=None, env=None, check_mode=False):
-    return Runtime(plan, env or {}, run or Recorder(), check_mode=check_mode)
+def runtime(plan, run=None, env=None):
+    return Runtime(plan, env or {}, run or Recorder())
 
 
 def installed(tmp_path, tag='v0.0.7'):
