@@ -200,15 +200,15 @@ def fsync_dir(directory):
 
 
 class _Lock(object):
-    """Exclusive flock on dest_dir/.locks/<name>.lock (blocks until it is ours).
+    """Exclusive flock on <lock_dir>/<name>.lock, lock_dir being dest_dir/.locks unless given (blocks until it is ours).
 
     flock locks belong to the open file, so separate opens conflict across
     processes and threads alike. Lock files are never deleted: removing one
     while another process waits on it would let a third take a fresh lock.
     """
 
-    def __init__(self, dest_dir, name):
-        self.path = os.path.join(dest_dir, LOCK_DIR, '%s.lock' % name)
+    def __init__(self, dest_dir, name, lock_dir=None):
+        self.path = os.path.join(lock_dir or os.path.join(dest_dir, LOCK_DIR), '%s.lock' % name)
         self._handle = None
 
     def __enter__(self):
@@ -237,8 +237,9 @@ class _Job(object):
         self.name = name
         self.url = url
         self.dest_dir = dest_dir
-        self.path = os.path.join(dest_dir, name)
-        self.record_path = self.path + '.sha256'
+        # No dest_dir: a job that only fetches the checksum file (fetch_checksum_file()).
+        self.path = os.path.join(dest_dir, name) if dest_dir else None
+        self.record_path = self.path + '.sha256' if dest_dir else None
         self.__dict__.update(options)
         self.checksum_name = self.checksum_name or name
         self.deadline = None
@@ -302,27 +303,19 @@ class _Job(object):
                               % (what, shown, exc.limit, tried))
         return self.error('%s%s' % (exc, tried))
 
-    def expected_checksum(self):
-        """(sha256, source description, verified_against tags) for this run."""
-        if self.pinned is not None:
-            # A pin is the operator's word: the published file is not consulted.
-            return self.pinned, 'the pinned checksum in stigmer_checksums', ['pinned']
-        if not self.checksum_url and not (self.checksum_api_url and self.token):
-            if self.digest is not None:
-                return self.digest, 'the GitHub API digest', ['digest']
-            raise self.error('no checksum for %s: the release publishes none at %s; pin one in stigmer_checksums'
-                             % (self.name, release_dir_of(self.url)))
+    def fetch_checksum(self):
+        """(bytes as published, URL they came from) of the checksum file at checksum_url / checksum_api_url."""
         what = 'the checksum file for %s' % self.name
         shown_url = self.checksum_url or self.checksum_api_url
 
         def once():
             used_url, response = self.request(self.checksum_url, self.checksum_api_url, MAX_CHECKSUM_BYTES)
             try:
-                return used_url, response.text()
+                return used_url, response.read()
             finally:
                 response.close()
         try:
-            shown_url, text = self.retry().call(once)
+            used_url, content = self.retry().call(once)
         except http.HttpError as exc:
             if exc.status == 404:
                 raise self.error('%s not found at %s (HTTP 404); the release does not publish it: pin the '
@@ -330,6 +323,22 @@ class _Job(object):
             raise self.failure(exc, exc.url or shown_url, what)
         except http.FetchError as exc:
             raise self.failure(exc, exc.url or shown_url, what)
+        return content, used_url
+
+    def expected_checksum(self):
+        """(sha256, source description, verified_against tags) for this run."""
+        if self.pinned is not None:
+            # A pin is the operator's word: the published file is not consulted.
+            return self.pinned, 'the pinned checksum in stigmer_checksums', ['pinned']
+        if self.checksum_content is not None:
+            text, shown_url = self.checksum_content, self.checksum_url or self.checksum_api_url
+        elif not self.checksum_url and not (self.checksum_api_url and self.token):
+            if self.digest is not None:
+                return self.digest, 'the GitHub API digest', ['digest']
+            raise self.error('no checksum for %s: the release publishes none at %s; pin one in stigmer_checksums'
+                             % (self.name, release_dir_of(self.url)))
+        else:
+            text, shown_url = self.fetch_checksum()
         try:
             expected = parse_checksum_file(text, self.checksum_name)
         except ChecksumError as exc:
@@ -392,7 +401,9 @@ class _Job(object):
                 raise self.error('checksum mismatch for %s: expected %s (from %s), got %s from %s; the download is '
                                  'corrupt or the release was altered \u2014 nothing was installed'
                                  % (self.name, expected, source, got, http.redact_url(used_url)))
-            if is_archive(self.name):
+            if self.file_mode is not None:
+                os.chmod(tmp, self.file_mode)
+            elif is_archive(self.name):
                 os.chmod(tmp, 0o644)
             os.replace(tmp, self.path)
             fsync_dir(self.dest_dir)
@@ -447,13 +458,58 @@ def _check_urls(name, url, checksum_url, api_url, checksum_api_url, token, githu
     return warnings
 
 
+def _new_job(name, url, dest_dir, options):
+    """A _Job with its secrets cleaned and its URLs checked: (job, warnings)."""
+    try:
+        options['token'] = http.clean_secret(options['token'], 'the GitHub token')
+        options['url_password'] = http.clean_secret(options['url_password'], 'url_password')
+    except ValueError as exc:
+        raise ArtifactError('%s' % exc)
+    warnings = _check_urls(name, url, options['checksum_url'], options['api_url'], options['checksum_api_url'],
+                           options['token'], options.pop('github_api_url'), options['allow_insecure'])
+    return _Job(name, url, dest_dir, options), warnings
+
+
+def fetch_checksum_file(name, checksum_url=None, checksum_api_url=None, token=None, validate_certs=True, timeout=60,
+                        fetch=http.fetch, attempts=http.DEFAULT_ATTEMPTS, download_timeout=DEFAULT_DOWNLOAD_TIMEOUT,
+                        allow_insecure=False, github_api_url=DEFAULT_API_URL, url_username=None, url_password=None,
+                        sleep=time.sleep, clock=time.monotonic, rng=random.random):
+    """The checksum file published for artifact ``name``, fetched as ensure_artifact fetches it.
+
+    Returns (its bytes as published, the URL they came from, warnings), for a
+    caller that keeps the file itself (a mirror) and hands the bytes back to
+    ensure_artifact as ``checksum_content``. Raises ArtifactError.
+    """
+    validate_name(name)
+    if not checksum_url and not (checksum_api_url and token):
+        raise ArtifactError('no checksum file URL for %s' % name)
+    job, warnings = _new_job(name, checksum_url or checksum_api_url, None, dict(
+        checksum_url=checksum_url, checksum_name=None, checksum_api_url=checksum_api_url, checksum_content=None,
+        pinned=None, digest=None, token=token, api_url=None, validate_certs=validate_certs, timeout=timeout,
+        fetch=fetch, size=None, max_bytes=MAX_CHECKSUM_BYTES, attempts=attempts, download_timeout=download_timeout,
+        allow_insecure=allow_insecure, github_api_url=github_api_url, url_username=url_username,
+        url_password=url_password, file_mode=None, sleep=sleep, clock=clock, rng=rng))
+    job.start_clock()
+    content, used_url = job.fetch_checksum()
+    return content, http.redact_url(used_url), warnings
+
+
 def ensure_artifact(name, url, dest_dir, checksum_url=None, checksum_name=None, pinned=None, digest=None,
                     token=None, api_url=None, validate_certs=True, timeout=60, check_mode=False,
                     fetch=http.fetch, checksum_api_url=None, size=None, max_bytes=DEFAULT_MAX_BYTES,
                     attempts=http.DEFAULT_ATTEMPTS, download_timeout=DEFAULT_DOWNLOAD_TIMEOUT,
                     allow_insecure=False, github_api_url=DEFAULT_API_URL, url_username=None, url_password=None,
-                    private=False, sleep=time.sleep, clock=time.monotonic, rng=random.random):
+                    private=False, sleep=time.sleep, clock=time.monotonic, rng=random.random,
+                    checksum_content=None, record=True, lock_dir=None, file_mode=None):
     """Make dest_dir/name (dest_dir/<source key>/name when ``private``) a verified copy of the artifact at url.
+
+    ``checksum_content`` is the checksum file at checksum_url when the caller
+    already holds it (fetch_checksum_file()): it is not fetched again, and,
+    costing nothing, it is checked even when a digest alone would prove a
+    copy. ``record`` false writes no ``<name>.sha256`` record (a mirror keeps
+    the published one there); ``lock_dir`` holds the lock files instead of
+    dest_dir/.locks; ``file_mode`` is the mode the artifact gets (by default
+    archives 0644, raw executables 0600 for the installer to set).
 
     Returns {'path', 'sha256', 'changed', 'downloaded', 'verified_against',
     'msg', 'previous_sha256', 'url', 'attempts', 'warnings'}; raises
@@ -463,25 +519,19 @@ def ensure_artifact(name, url, dest_dir, checksum_url=None, checksum_name=None, 
     validate_name(name)
     if not url:
         raise ArtifactError('no download URL for %s' % name)
-    try:
-        token = http.clean_secret(token, 'the GitHub token')
-        url_password = http.clean_secret(url_password, 'url_password')
-    except ValueError as exc:
-        raise ArtifactError('%s' % exc)
     pinned = _normalize(pinned, 'pinned checksum for %s' % name)
     digest = _normalize(digest, 'API digest for %s' % name)
     if size is not None and (size < 0 or size > max_bytes):
         raise ArtifactError('%s is stated to be %d bytes, over the ceiling of %d bytes' % (name, size, max_bytes))
-    warnings = _check_urls(name, url, checksum_url, api_url, checksum_api_url, token, github_api_url,
-                           allow_insecure)
     if private:
         dest_dir = os.path.join(dest_dir, source_key(url))
-    job = _Job(name, url, dest_dir, dict(
+    job, warnings = _new_job(name, url, dest_dir, dict(
         checksum_url=checksum_url, checksum_name=checksum_name, checksum_api_url=checksum_api_url,
-        pinned=pinned, digest=digest, token=token, api_url=api_url, validate_certs=validate_certs,
-        timeout=timeout, fetch=fetch, size=size, max_bytes=max_bytes, attempts=attempts,
-        download_timeout=download_timeout, allow_insecure=allow_insecure, url_username=url_username,
-        url_password=url_password, sleep=sleep, clock=clock, rng=rng))
+        checksum_content=checksum_content, pinned=pinned, digest=digest, token=token, api_url=api_url,
+        validate_certs=validate_certs, timeout=timeout, fetch=fetch, size=size, max_bytes=max_bytes,
+        attempts=attempts, download_timeout=download_timeout, allow_insecure=allow_insecure,
+        github_api_url=github_api_url, url_username=url_username, url_password=url_password, file_mode=file_mode,
+        sleep=sleep, clock=clock, rng=rng))
 
     if check_mode:
         job.start_clock()
@@ -492,7 +542,7 @@ def ensure_artifact(name, url, dest_dir, checksum_url=None, checksum_name=None, 
             ensure_private_dir(dest_dir)
         else:
             os.makedirs(dest_dir, exist_ok=True)
-        lock = _Lock(dest_dir, name)
+        lock = _Lock(dest_dir, name, lock_dir)
     except OSError as exc:
         raise ArtifactError('cannot create %s: %s' % (dest_dir, exc.strerror or exc))
     with lock:
@@ -510,20 +560,27 @@ def ensure_artifact(name, url, dest_dir, checksum_url=None, checksum_name=None, 
         expected, source, verified_against = job.expected_checksum()
         if previous == expected:
             # The right bytes are already there: keep them, refresh the record.
-            job.write_record(expected)
+            if record:
+                job.write_record(expected)
             return _result(job.path, expected, False, False, verified_against,
                            '%s was already present and matches %s' % (name, source), previous, warnings=warnings)
 
         got, size, used_url = job.download(expected, source)
-        job.write_record(got)
+        if record:
+            job.write_record(got)
         return _result(job.path, got, True, True, verified_against,
                        'downloaded %s (%d bytes) from %s and verified it against %s' % (name, size, used_url, source),
                        previous, url=used_url, attempts=job.attempts_made, warnings=warnings)
 
 
 def _quick_proof(job, current):
-    """verified_against tags when a pin or digest proves ``current`` (a hash or None), else None."""
+    """verified_against tags when a pin or digest proves ``current`` (a hash or None), else None.
+
+    A checksum file in hand costs no request, so it is always consulted then.
+    """
     if current is None or (job.pinned is None and job.digest is None):
+        return None
+    if job.pinned is None and job.checksum_content is not None:
         return None
     if job.pinned is not None and job.pinned != current:
         return None
