@@ -444,6 +444,66 @@ class Systemd(object):
             raise PlanError(str(exc))
 
 
+def watched_mtimes(comp):
+    """{path: last change} of what a component was started from (plan component 'watch')."""
+    return dict((path, mtime(path)) for path in comp.get('watch') or [])
+
+
+def service_states(manager, components, run, target=None):
+    """{component name: {'active', 'started' (epoch or None), 'enabled', 'reload', 'loaded'}}.
+
+    components are plan components ({'name', 'unit', ...}); with a systemd target, its
+    enablement is under '.target'. One systemctl show for all of them.
+    """
+    if manager == 'systemd':
+        units = [c['unit'] for c in components] + ([target['unit']] if target else [])
+        shown = Systemd(run).show(units)
+        states = {}
+        for comp in components:
+            props = shown.get(comp['unit'], {})
+            pid = int(props.get('MainPID') or 0)
+            states[comp['name']] = {
+                'active': props.get('ActiveState') in ('active', 'activating', 'reloading'),
+                'state': props.get('ActiveState') or 'unknown',
+                # Still in ExecStartPre: its ExecStart will read what is installed now.
+                'started': process_start(pid, run) if pid else None,
+                'enabled': props.get('UnitFileState') == 'enabled',
+                'reload': props.get('NeedDaemonReload') == 'yes',
+                'loaded': props.get('LoadState') == 'loaded',
+            }
+        if target:
+            props = shown.get(target['unit'], {})
+            states['.target'] = {'enabled': props.get('UnitFileState') == 'enabled',
+                                 'reload': props.get('NeedDaemonReload') == 'yes'}
+        return states
+    if manager == 'launchd':
+        states = {}
+        for comp in components:
+            rc, out, dummy = run(['launchctl', 'print', 'system/%s' % comp['unit']])
+            state = launchd_state(rc, out)
+            pid = state.get('pid')
+            states[comp['name']] = {'active': bool(pid), 'state': 'active' if pid else ('inactive' if rc == 0 else 'not loaded'),
+                                    'started': process_start(pid, run), 'enabled': rc == 0, 'reload': False,
+                                    'loaded': rc == 0}
+        return states
+    return {}
+
+
+def running_versions(manager, components, run):
+    """{component name: {'state', 'active', 'stale'}} for a report: stale says why a running
+    process predates what is installed (its version link, unit or environment file changed
+    after it started), null when it runs what is installed or does not run."""
+    if manager not in ('systemd', 'launchd'):
+        return {}
+    states = service_states(manager, components, run)
+    report = {}
+    for comp in components:
+        state = states.get(comp['name'], {})
+        report[comp['name']] = {'state': state.get('state', 'unknown'), 'active': bool(state.get('active')),
+                                'stale': stale_reason(state.get('started'), watched_mtimes(comp)) if state.get('active') else None}
+    return report
+
+
 # ---------------------------------------------------------------------------
 # The plan
 # ---------------------------------------------------------------------------
@@ -600,43 +660,9 @@ class Runtime(object):
 
     # -- services -----------------------------------------------------------
 
-    def watched(self, comp):
-        return dict((path, mtime(path)) for path in comp.get('watch') or [])
-
     def service_states(self):
-        """{component name: {'active': bool, 'started': epoch or None, 'enabled': bool, 'reload': bool}}."""
-        comps = self.components()
-        if self.manager == 'systemd':
-            units = [c['unit'] for c in comps] + ([self.plan['target']['unit']] if self.plan.get('target') else [])
-            shown = Systemd(self.run).show(units)
-            states = {}
-            for comp in comps:
-                props = shown.get(comp['unit'], {})
-                active = props.get('ActiveState') in ('active', 'activating', 'reloading')
-                pid = int(props.get('MainPID') or 0)
-                states[comp['name']] = {
-                    'active': active,
-                    # Still in ExecStartPre: its ExecStart will read what is installed now.
-                    'started': process_start(pid, self.run) if pid else None,
-                    'enabled': props.get('UnitFileState') == 'enabled',
-                    'reload': props.get('NeedDaemonReload') == 'yes',
-                    'loaded': props.get('LoadState') == 'loaded',
-                }
-            if self.plan.get('target'):
-                props = shown.get(self.plan['target']['unit'], {})
-                states['.target'] = {'enabled': props.get('UnitFileState') == 'enabled',
-                                     'reload': props.get('NeedDaemonReload') == 'yes'}
-            return states
-        if self.manager == 'launchd':
-            states = {}
-            for comp in comps:
-                rc, out, dummy = self.run(['launchctl', 'print', 'system/%s' % comp['unit']])
-                state = launchd_state(rc, out)
-                pid = state.get('pid')
-                states[comp['name']] = {'active': bool(pid), 'started': process_start(pid, self.run),
-                                        'enabled': rc == 0, 'reload': False, 'loaded': rc == 0}
-            return states
-        return {}
+        """{component name: state} (see service_states()), plus '.target' under systemd."""
+        return service_states(self.manager, self.components(), self.run, self.plan.get('target'))
 
     def restarts(self, states, changed_paths):
         """(components to restart with why, components to start)."""
@@ -649,7 +675,7 @@ class Runtime(object):
             elif touched:
                 restart[comp['name']] = 'changed in this run: %s' % ', '.join(touched)
             else:
-                reason = stale_reason(state.get('started'), self.watched(comp))
+                reason = stale_reason(state.get('started'), watched_mtimes(comp))
                 if reason:
                     restart[comp['name']] = reason
         return restart, start

@@ -21,6 +21,10 @@ description:
     directory beside it (C(versions/v1.1.0)); everything below it is opened without following
     symbolic links and must be owned by root or by the connecting account and not writable by
     group or others.
+  - With O(components), also reports each service's state and whether its running process
+    predates what is installed (RV(services)). A process that started before its version link,
+    unit or environment file last changed still runs the old binary or settings. One
+    C(systemctl show) for all of them; process start times come from C(/proc) (C(ps) on macOS).
   - Changes nothing; a missing install is reported, not an error, and so is an install record
     that cannot be trusted (see RV(problems)).
 author: stigmer.runtime contributors (@stigmer)
@@ -35,6 +39,34 @@ options:
       - Path of the link to the active Temporal CLI version, for example C(/opt/stigmer/temporal/current).
       - Omit when Temporal is external.
     type: path
+  service_manager:
+    description:
+      - How the components run. With V(none) (or without O(components)), RV(services) is empty.
+    type: str
+    choices: [systemd, launchd, none]
+    default: none
+  components:
+    description:
+      - The services to report on.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Component name, the key in RV(services).
+        type: str
+        required: true
+      unit:
+        description: Its systemd unit or launchd label.
+        type: str
+        required: true
+      watch:
+        description:
+          - Paths it was started from (version link, unit file, environment file); a process
+            that started before one of them last changed is stale.
+        type: list
+        elements: path
+        default: []
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -56,6 +88,15 @@ EXAMPLES = r'''
     current: /opt/stigmer/current
     temporal_current: /opt/stigmer/temporal/current
   register: stigmer_installed
+
+- name: Read the installed versions and whether the services run them
+  stigmer.runtime.stigmer_info:
+    current: /opt/stigmer/current
+    service_manager: systemd
+    components:
+      - name: server
+        unit: stigmer-server.service
+        watch: [/opt/stigmer/current, /etc/systemd/system/stigmer-server.service, /etc/stigmer/server.env]
 '''
 
 RETURN = r'''
@@ -84,6 +125,29 @@ versions_match:
   returned: always
   type: bool
   sample: true
+services:
+  description: Each of O(components) by name; empty without them.
+  returned: always
+  type: dict
+  sample:
+    server:
+      state: active
+      active: true
+      stale: null
+    agent-runner:
+      state: active
+      active: true
+      stale: started before /opt/stigmer/current changed
+  contains:
+    state:
+      description: systemd's C(ActiveState) (C(active), C(inactive), C(failed), ...); under launchd C(active), C(inactive) or C(not loaded).
+      type: str
+    active:
+      description: Whether it runs.
+      type: bool
+    stale:
+      description: Why the running process predates what is installed; null when it runs what is installed or does not run.
+      type: str
 problems:
   description: Why an install record could not be read or believed; empty when all was read.
   returned: always
@@ -95,6 +159,7 @@ problems:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import PlanError, running_versions
 from ansible_collections.stigmer.runtime.plugins.module_utils.install import InstallError, read_active
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
 
@@ -106,6 +171,12 @@ def argument_spec():
     return dict(
         current=dict(type='path', required=True),
         temporal_current=dict(type='path'),
+        service_manager=dict(type='str', choices=['systemd', 'launchd', 'none'], default='none'),
+        components=dict(type='list', elements='dict', default=[], options=dict(
+            name=dict(type='str', required=True),
+            unit=dict(type='str', required=True),
+            watch=dict(type='list', elements='path', default=[]),
+        )),
     )
 
 
@@ -146,7 +217,13 @@ def report(current, temporal_current=None):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.exit_json(changed=False, **report(module.params['current'], module.params['temporal_current']))
+    result = report(module.params['current'], module.params['temporal_current'])
+    try:
+        result['services'] = running_versions(module.params['service_manager'], module.params['components'],
+                                              module.run_command)
+    except PlanError as exc:
+        module.fail_json(msg='Cannot read the state of the Stigmer services: %s' % to_native(exc), **result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == '__main__':

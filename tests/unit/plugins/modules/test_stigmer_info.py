@@ -95,5 +95,36 @@ def test_temporal_without_its_binary(tmp_path, capsys):
 def test_documentation_matches_argument_spec():
     doc, spec, returned = harness.check_documentation(stigmer_info)
     assert set(doc['attributes']) == {'check_mode', 'diff_mode', 'platform'}
-    assert set(returned) == {'installed', 'cli_version', 'agent_runner_version', 'temporal_version',
+    assert set(returned) == {'installed', 'cli_version', 'agent_runner_version', 'temporal_version', 'services',
                              'versions_match', 'problems'}
+
+
+def test_services_report_a_process_that_started_before_the_version_link_changed(tmp_path, monkeypatch):
+    from ansible_collections.stigmer.runtime.plugins.module_utils import _runtime
+    link = stigmer(tmp_path)
+    unit = tmp_path / 'stigmer-server.service'
+    unit.write_text('[Service]\n')
+    shown = ('Id=stigmer-server.service\nActiveState=active\nMainPID=%d\nUnitFileState=enabled\n\n'
+             'Id=stigmer-agent-runner.service\nActiveState=failed\nMainPID=0\nUnitFileState=enabled\n')
+    started = {'value': 0.0}
+    monkeypatch.setattr(_runtime, 'process_start', lambda pid, run=None: started['value'])
+    comps = [{'name': 'server', 'unit': 'stigmer-server.service', 'watch': [link, str(unit)]},
+             {'name': 'agent-runner', 'unit': 'stigmer-agent-runner.service', 'watch': [link]}]
+
+    def run(argv, **kw):
+        assert argv[1] == 'show'
+        return 0, shown % 4242, ''
+    now = os.lstat(link).st_mtime
+    started['value'] = now - 60
+    stale = _runtime.running_versions('systemd', comps, run)
+    assert stale['server'] == {'state': 'active', 'active': True,
+                               'stale': 'started before %s changed' % ', '.join(sorted([link, str(unit)]))}
+    assert stale['agent-runner'] == {'state': 'failed', 'active': False, 'stale': None}
+    started['value'] = now + 60
+    assert _runtime.running_versions('systemd', comps, run)['server']['stale'] is None
+    assert _runtime.running_versions('none', comps, run) == {}
+
+
+def test_without_components_services_is_empty(tmp_path, capsys):
+    result = run_module({'current': stigmer(tmp_path)}, capsys)
+    assert result['services'] == {} and result['cli_version'] == '1.1.0'
