@@ -85,7 +85,8 @@ def start_hosts(names, inventory):
     return inventory
 
 
-def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml', flags=()):
+def site_command(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml', flags=()):
+    """(argv, environment, extra vars) of an ansible-playbook run of this checkout's playbook."""
     extra_vars = {
         'stigmer_github_url': server.base_url,
         'stigmer_github_api_url': server.api_url,
@@ -103,8 +104,14 @@ def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, pla
     proc_env = dict(os.environ)
     proc_env.pop('GITHUB_TOKEN', None)
     # This checkout, never a copy installed elsewhere, whether or not pytest runs from make.
-    proc_env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CONFIG=str(ROOT / 'tests' / 'ansible.cfg'))
+    proc_env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CONFIG=str(ROOT / 'tests' / 'ansible.cfg'),
+                    PYTHONUNBUFFERED='1')
     proc_env.update(env or {})
+    return cmd, proc_env, extra_vars
+
+
+def run_site(server, inventory, cache_dir, extra=None, limit=None, env=None, playbook='site.yml', flags=()):
+    cmd, proc_env, extra_vars = site_command(server, inventory, cache_dir, extra, limit, env, playbook, flags)
     result = subprocess.run(cmd, capture_output=True, text=True, env=proc_env, cwd=str(ROOT), check=False)
     # Whatever happens (failures, rollbacks, log dumps), an API key never reaches the output.
     assert extra_vars['stigmer_anthropic_api_key'] not in result.stdout + result.stderr
