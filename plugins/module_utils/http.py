@@ -656,6 +656,15 @@ def take_url_credentials(params, keys):
     return found
 
 
+def github_argument_spec():
+    """The argument spec of the options documented by the stigmer.runtime.github doc fragment."""
+    return dict(
+        github_url=dict(type='str', default='https://github.com'),
+        api_url=dict(type='str', default='https://api.github.com'),
+        token=dict(type='str', no_log=True),
+    )
+
+
 def transport_argument_spec():
     """The argument spec of the options documented by the stigmer.runtime.transport doc fragment."""
     return dict(

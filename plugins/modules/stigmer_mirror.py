@@ -77,30 +77,10 @@ options:
       - Drafts are never mirrored.
     type: bool
     default: false
-  github_url:
-    description:
-      - Base URL of the GitHub web site, where the artifacts are downloaded from.
-      - Use V(https://HOST) for GitHub Enterprise Server.
-    type: str
-    default: https://github.com
-  api_url:
-    description:
-      - Base URL of the GitHub REST API.
-      - Use V(https://HOST/api/v3) for GitHub Enterprise Server.
-    type: str
-    default: https://api.github.com
   url_username:
     description:
       - User name for HTTP basic authentication to the origin of the download URLs (a GitHub Enterprise Server
         behind basic authentication), never sent to another host. GitHub itself needs none.
-    type: str
-  token:
-    description:
-      - GitHub token, sent as a Bearer C(Authorization) header to the API host only, never to the web site or
-        asset hosts. Raises the API rate limit; with it, the artifacts of private repositories are downloaded
-        through the API.
-      - Surrounding white space (such as the newline of C(echo TOKEN | ansible-vault encrypt_string)) is
-        removed; a token with other control characters is refused.
     type: str
   timeout:
     description:
@@ -115,6 +95,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - stigmer.runtime.github
   - stigmer.runtime.transport
 attributes:
   check_mode:
@@ -225,8 +206,8 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._mirror import (
     MirrorError,
     mirror_releases,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import DEFAULT_API_URL
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+    github_argument_spec,
     scrub,
     transport_argument_spec,
     use_url_credentials,
@@ -238,6 +219,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.version import Ver
 
 def argument_spec():
     spec = transport_argument_spec()
+    spec.update(github_argument_spec())
     spec.update(
         dest=dict(type='path', required=True),
         repo=dict(type='str', required=True),
@@ -247,10 +229,7 @@ def argument_spec():
         platforms=dict(type='list', elements='str', choices=list(SUPPORTED_PLATFORMS),
                        default=list(DEFAULT_PLATFORMS)),
         include_prereleases=dict(type='bool', default=False),
-        github_url=dict(type='str', default='https://github.com'),
-        api_url=dict(type='str', default=DEFAULT_API_URL),
         url_username=dict(type='str'),
-        token=dict(type='str', no_log=True),
         timeout=dict(type='int', default=30),
         allow_insecure=dict(type='bool', default=False),
     )

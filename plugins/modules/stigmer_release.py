@@ -63,18 +63,6 @@ options:
     type: list
     elements: str
     choices: [darwin-amd64, darwin-arm64, linux-amd64, linux-arm64]
-  github_url:
-    description:
-      - Base URL of the GitHub web site, used for download URLs and the C(/releases/latest) redirect.
-      - Use V(https://HOST) for GitHub Enterprise Server.
-    type: str
-    default: https://github.com
-  api_url:
-    description:
-      - Base URL of the GitHub REST API.
-      - Use V(https://HOST/api/v3) for GitHub Enterprise Server.
-    type: str
-    default: https://api.github.com
   mirror_url:
     description:
       - Base URL of a mirror that serves releases as C(<mirror_url>/<tag>/<asset>) and the newest tag in
@@ -100,14 +88,6 @@ options:
         machine. Tokens and credentials then travel in clear; a warning is shown.
     type: bool
     default: false
-  token:
-    description:
-      - GitHub token, sent as a Bearer C(Authorization) header to the API host only, never to the web site,
-        asset hosts or mirrors.
-      - Raises the API rate limit and gives access to private repositories.
-      - Surrounding white space (such as the newline of C(echo TOKEN | ansible-vault encrypt_string)) is
-        removed; a token with other control characters is refused.
-    type: str
   cache_dir:
     description:
       - Directory holding cached release answers as C(<cache_dir>/<owner>/<repo>/<tag>/release.json), and the
@@ -132,6 +112,7 @@ options:
     type: int
     default: 30
 extends_documentation_fragment:
+  - stigmer.runtime.github
   - stigmer.runtime.transport
 attributes:
   check_mode:
@@ -279,6 +260,7 @@ artifacts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+    github_argument_spec,
     scrub,
     transport_argument_spec,
     use_url_credentials,
@@ -290,15 +272,13 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.version import Ver
 
 def argument_spec():
     spec = transport_argument_spec()
+    spec.update(github_argument_spec())
     spec.update(
         repo=dict(type='str', default='stigmer/stigmer'),
         version=dict(type='str', default='latest'),
         include_prereleases=dict(type='bool', default=False),
         platforms=dict(type='list', elements='str', choices=list(SUPPORTED_PLATFORMS)),
-        github_url=dict(type='str', default='https://github.com'),
-        api_url=dict(type='str', default='https://api.github.com'),
         mirror_url=dict(type='str'),
-        token=dict(type='str', no_log=True),
         cache_dir=dict(type='path'),
         timeout=dict(type='int', default=30),
         components=dict(type='list', elements='str', choices=['stigmer', 'agent-runner', 'temporal'],

@@ -108,13 +108,6 @@ class MirrorHost(LocalServer):
             return 200, {}, handle.read()
 
 
-@pytest.fixture(scope='module')
-def shared_origin(tmp_path_factory):
-    server = Origin(tmp_path_factory.mktemp('releases'))
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def origin(shared_origin):
     """The stand-in with its faults and counters reset; tests that publish a release start their own."""

@@ -13,14 +13,7 @@ from ansible.module_utils.common.warnings import _global_warnings
 
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_mirror
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
-from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_mirror import TOKEN, Origin, tree
-
-
-@pytest.fixture(scope='module')
-def shared_origin(tmp_path_factory):
-    server = Origin(tmp_path_factory.mktemp('releases'))
-    yield server
-    server.close()
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_mirror import TOKEN, tree
 
 
 @pytest.fixture
