@@ -34,7 +34,7 @@ demo: deps images collection-link releases server-start
 	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/site.yml -e @tests/demo-vars.yml
 	ansible-playbook -i $(BUILD)/demo/inventory.yml playbooks/verify.yml -e @tests/demo-vars.yml \
 	    -e stigmer_report_dir=$(BUILD)/demo/reports
-	@echo "Fleet report: $(BUILD)/demo/reports/fleet-report.md (and .json). Remove the fleet: make demo-down"
+	@echo "Fleet report: $(BUILD)/demo/reports/fleet-report.html (and .md, .json). Remove the fleet: make demo-down"
 
 demo-down: server-stop
 	tests/env/fleet.sh down
