@@ -215,7 +215,9 @@ def classify_host(entry, fleet=None, expected=False):
     else:
         unhealthy = []
         health = _dict(health)
-        if not health:
+        if entry.get('supervised') is False:
+            pass  # binaries only: no service to be healthy
+        elif not health:
             unhealthy.append('no health result')
         elif health.get('skipped'):
             unhealthy.append('the health check was skipped')
@@ -237,8 +239,8 @@ def classify_host(entry, fleet=None, expected=False):
 def classify(hosts, expected_version=None):
     """{'rows': one row per host in the order given, 'summary': the fleet's verdict}.
 
-    hosts: [{'host', 'platform', 'unreachable', 'failed', 'info', 'health'}]; any value but
-    host may be None or partial. Raises VersionError for an expected_version that is not one.
+    hosts: [{'host', 'platform', 'unreachable', 'failed', 'info', 'health', 'supervised'}]; any value
+    but host may be None or partial; supervised false (binaries only) needs no health result. Raises VersionError for an expected_version that is not one.
     """
     hosts = [_dict(h) for h in hosts or []]
     fleet = fleet_version(hosts, expected_version)

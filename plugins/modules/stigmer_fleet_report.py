@@ -59,6 +59,12 @@ options:
           - The result of M(stigmer.runtime.stigmer_health) on the host.
           - Null or partial when a task failed, as for O(hosts[].info).
         type: dict
+      supervised:
+        description:
+          - Whether the role runs the host's services (system scope with services enabled).
+          - When false (binaries only), there is nothing to be healthy and O(hosts[].health) is not required.
+        type: bool
+        default: true
   dest:
     description: The controller directory the report files are written to.
     type: path
@@ -236,6 +242,7 @@ def argument_spec():
             failed=dict(type='str'),
             info=dict(type='dict'),
             health=dict(type='dict'),
+            supervised=dict(type='bool', default=True),
         )),
         dest=dict(type='path', required=True),
         expected_version=dict(type='str'),

@@ -577,3 +577,12 @@ def test_the_screen_table_names_only_services_that_are_not_active():
     assert fleet_report.services_brief({'server': 'active'}) == '1 active'
     assert fleet_report.services_brief({'server': 'stale'}) == 'server=stale'
     assert fleet_report.services_brief({}) == fleet_report.NO_VALUE
+
+
+def test_a_binaries_only_host_needs_no_health_result():
+    entry = host()
+    entry.update(health=None, supervised=False)
+    row = classify([entry], 'v0.1.0')['rows'][0]
+    assert (row['state'], row['reasons'], row['health']) == ('healthy', [], 'not checked')
+    entry['supervised'] = True
+    assert classify([entry], 'v0.1.0')['rows'][0]['state'] == 'unhealthy'
