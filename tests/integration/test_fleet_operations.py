@@ -123,7 +123,8 @@ def test_a_canary_that_fails_its_health_gate_is_rolled_back_and_stops_the_rollou
     assert 'Stigmer v0.2.0 on %s is not healthy' % names[0] in out, out[-4000:]
     assert 'workflow-runner' in out and 'crash loop' in out, out[-4000:]
     assert 'Rolled back to stigmer %s, which is running again.' % START in out
-    assert 'Hosts of this play now: %s: %s; %s (rolled back): %s' % (START, ', '.join(names[1:]), START, names[0]) in out
+    assert 'Hosts of this play now: %s: %s; %s (rolled back): %s' % (START, ', '.join(names[1:]), START, names[0]) in out, \
+        out[-4000:]
     assert out.count('PLAY [Upgrade in batches, canary first]') == 1, 'the rollout went past the canary'
     assert recap(out)[names[0]]['failed'] == 1
     assert current(names[0]) == 'versions/%s' % START
