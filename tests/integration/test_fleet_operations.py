@@ -5,6 +5,7 @@ Chromium, and an air-gapped mirror built by mirror.yml that a fresh fleet instal
 
 The tests run in file order and share the fleet: each starts from the state the previous one left.
 """
+import hashlib
 import json
 import os
 import signal
@@ -183,8 +184,14 @@ def test_a_fleet_installs_from_a_mirror_built_by_mirror_yml_with_nothing_else_re
     for asset in ('stigmer-%s-linux-amd64.tar.gz' % START, 'agent-runner-%s-linux-arm64' % START):
         assert (mirror / 'stigmer' / START / asset).is_file()
     assert (mirror / 'stigmer' / 'latest').read_text().split() == [START]
+    # The manifest lists what is on disk, with each file's real sha256.
     manifest = json.loads((mirror / 'stigmer' / 'manifest.json').read_text())
-    assert START in json.dumps(manifest)
+    listed = manifest['releases'][START]['assets']
+    assert {a['name'] for a in listed} == {p.name for p in (mirror / 'stigmer' / START).iterdir()
+                                           if not p.name.endswith('.sha256')}
+    for asset in listed:
+        data = (mirror / 'stigmer' / START / asset['name']).read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (asset['sha256'], asset['size']), asset['name']
 
     server_ctl.reset(server.port)
     again = run_site(server, localhost, cache, build, playbook='mirror.yml')
