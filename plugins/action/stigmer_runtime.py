@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller side of stigmer_runtime: bring controller-verified artifacts along, then one module call.
+"""Controller side of stigmer_runtime: the environment files, controller-verified artifacts, then one module call.
+
+The environment files hold secrets, so they never travel through a registered result: when the
+task gives none, they are built here from the role's settings (plugin_utils._plan), the same
+settings stigmer_plan built the plan from.
 
 Artifacts go into the task's private remote temporary directory (created for the connecting
 user, mode 0700) and are deleted with it when the task ends: nothing of them stays on the host
@@ -14,8 +18,11 @@ __metaclass__ = type
 
 import os
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.stigmer.runtime.plugins.plugin_utils._plan import plan_from_vars
+from ansible_collections.stigmer.runtime.plugins.plugin_utils._settings import SettingsError
 
 
 class ActionModule(ActionBase):
@@ -26,8 +33,13 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        artifacts = list(args.get('artifacts') or [])
+        artifacts = host_artifacts(args.get('artifacts'))
         try:
+            if args.get('action', 'compare') in ('compare', 'apply') and 'environment_files' not in args:
+                try:
+                    args['environment_files'] = plan_from_vars(self._templar, task_vars).environment_files()
+                except (SettingsError, AnsibleError) as exc:
+                    raise AnsibleActionFail(str(exc))
             if args.get('artifacts_from') == 'controller' and artifacts:
                 if self._play_context.check_mode:
                     artifacts = []
@@ -43,6 +55,8 @@ class ActionModule(ActionBase):
                 self._fixup_perms2([tmpdir] + [r['path'] for r in remote])
                 args['artifacts'] = remote
                 args['artifacts_from'] = 'host'
+            else:
+                args['artifacts'] = artifacts
             result.update(self._execute_module(module_name='stigmer.runtime.stigmer_runtime', module_args=args,
                                                task_vars=task_vars))
         except AnsibleActionFail as exc:
@@ -50,3 +64,15 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+
+def host_artifacts(given):
+    """{name, path, sha256} of each artifact: stigmer_artifact's registered loop results pass whole."""
+    out = []
+    for item in given or []:
+        if 'item' in item:
+            if item.get('skipped') or 'sha256' not in item:
+                continue
+            item = {'name': item['item']['name'], 'path': item['path'], 'sha256': item['sha256']}
+        out.append({'name': item['name'], 'path': item['path'], 'sha256': item['sha256']})
+    return out
