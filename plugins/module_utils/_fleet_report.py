@@ -44,6 +44,13 @@ MAX_REASON = 500
 NO_VALUE = '-'
 
 _WHITESPACE_RE = re.compile(r'\s+')
+# Terminal escape sequences (CSI and OSC, such as colours and hyperlinks, in their 7- and 8-bit
+# forms, then any other ESC and the character after it) and the control and bidirectional
+# formatting characters left: host-provided text must not repaint a terminal nor reorder a line.
+_ESCAPE_RE = re.compile(r'(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?'
+                        r'|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x9c|\x1b\\)?'
+                        r'|\x1b[ -/]*[0-~]?')
+_CONTROL_RE = re.compile(r'[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
 
 
 class ReportWriteError(Exception):
@@ -59,20 +66,26 @@ class ReportWriteError(Exception):
 # classification
 # ---------------------------------------------------------------------------
 
+def printable(text):
+    """Text without terminal escape sequences and control characters; line breaks become spaces."""
+    return _CONTROL_RE.sub('', _WHITESPACE_RE.sub(' ', _ESCAPE_RE.sub('', '%s' % (text,))))
+
+
 def one_line(text, limit=MAX_REASON):
-    """Text on one line (tables break otherwise), cut at limit characters."""
-    text = _WHITESPACE_RE.sub(' ', '%s' % (text,)).strip()
+    """Printable text on one line (tables break otherwise), cut at limit characters."""
+    text = _WHITESPACE_RE.sub(' ', printable(text)).strip()
     return text if len(text) <= limit else text[:limit - 1] + '\u2026'
 
 
 def plain_version(value):
-    """A version as stigmer_info spells it (no leading v); anything unparsable as given, or None."""
+    """A version as stigmer_info spells it (no leading v); anything unparsable as given (printable,
+    on one line), or None."""
     if value is None or not ('%s' % (value,)).strip():
         return None
     try:
         return tag_to_version('%s' % (value,))
     except VersionError:
-        return ('%s' % (value,)).strip()
+        return one_line(value, 100) or None
 
 
 def tag(version):
@@ -98,6 +111,8 @@ def fleet_version(hosts, expected_version=None):
         return tag_to_version('%s' % (expected_version,))
     counts = Counter()
     for entry in hosts:
+        if not isinstance(entry, dict) or unreadable_reasons(entry):
+            continue  # what it says cannot be believed, its version neither
         info = _dict(entry.get('info'))
         version = plain_version(info.get('cli_version'))
         if not entry.get('unreachable') and info.get('installed') and version:
@@ -109,6 +124,46 @@ def fleet_version(hosts, expected_version=None):
 
 def _dict(value):
     return value if isinstance(value, dict) else {}
+
+
+# The fields the report reads from a registered stigmer_info or stigmer_health result, and their
+# types; None stands for a missing value. A result with another type in one of them was not
+# written by those modules (or was mangled on the way): nothing it says can be believed.
+INFO_FIELDS = {'installed': bool, 'cli_version': str, 'agent_runner_version': str, 'temporal_version': str,
+               'problems': list, 'services': dict, 'skipped': bool, 'failed': bool, 'unreachable': bool}
+HEALTH_FIELDS = {'healthy': bool, 'grpc': bool, 'status': str, 'msg': str, 'components': dict,
+                 'skipped': bool, 'failed': bool, 'unreachable': bool}
+# Lists whose elements are read as text.
+_TEXT_LISTS = ('problems',)
+_TYPE_NAMES = {bool: 'a boolean', str: 'a string', list: 'a list', dict: 'a mapping'}
+
+
+def result_errors(result, fields):
+    """Why a registered result cannot be read, one phrase per field; [] when it is None (missing,
+    which is not a type error) or a mapping whose fields have their types."""
+    if result is None:
+        return []
+    if not isinstance(result, dict):
+        return ['it is %s, not a mapping' % type(result).__name__]
+    errors = []
+    for name in sorted(fields):
+        value = result.get(name)
+        if value is not None and not isinstance(value, fields[name]):
+            errors.append('%s is %s, not %s' % (name, type(value).__name__, _TYPE_NAMES[fields[name]]))
+        elif name in _TEXT_LISTS and value:
+            errors.extend('%s[%d] is %s, not a string' % (name, index, type(item).__name__)
+                          for index, item in enumerate(value) if not isinstance(item, str))
+    return errors
+
+
+def unreadable_reasons(entry):
+    """Why the host's registered results cannot be read, one reason per result; [] when they can."""
+    reasons = []
+    for name, fields in (('info', INFO_FIELDS), ('health', HEALTH_FIELDS)):
+        errors = result_errors(entry.get(name), fields)
+        if errors:
+            reasons.append('the stigmer_%s result could not be read: %s' % (name, ', '.join(errors)))
+    return reasons
 
 
 def _given(value):
@@ -164,7 +219,8 @@ def _drift_reasons(info, services, cli, runner, fleet, expected):
     elif runner != cli:
         reasons.append('CLI %s but agent-runner %s' % (tag(cli), tag(runner)))
     if fleet and cli != fleet:
-        reasons.append('CLI %s, %s %s' % (tag(cli), 'expected' if expected else 'fleet runs', tag(fleet)))
+        reasons.append('asked %s, found %s' % (tag(fleet), tag(cli)) if expected
+                       else 'CLI %s, fleet runs %s' % (tag(cli), tag(fleet)))
     # A record that could not be believed (Temporal's, say) is not what the role wrote.
     reasons.extend('install record: %s' % one_line(p) for p in info.get('problems') or [])
     return reasons
@@ -181,9 +237,21 @@ def _task_outcome(entry, outcome):
 
 
 def classify_host(entry, fleet=None, expected=False):
-    """One row: the host's state, what it runs and why it is not healthy."""
-    entry = _dict(entry)
+    """One row: the host's state, what it runs and why it is not healthy.
+
+    fleet: the version every host should run; expected: whether it was asked for (the reason says so).
+    """
+    if not isinstance(entry, dict):
+        unreadable = ['the host\'s result could not be read: it is %s, not a mapping' % type(entry).__name__]
+        entry = {}
+    else:
+        unreadable = unreadable_reasons(entry)
     info, health = _dict(entry.get('info')), entry.get('health')
+    if unreadable:
+        # Shown as far as it can be, but with no value of a wrong type.
+        info = dict((k, v) for k, v in info.items() if k not in INFO_FIELDS or isinstance(v, INFO_FIELDS[k]))
+        health = dict((k, v) for k, v in _dict(health).items()
+                      if k not in HEALTH_FIELDS or isinstance(v, HEALTH_FIELDS[k]))
     cli = plain_version(info.get('cli_version'))
     runner = plain_version(info.get('agent_runner_version'))
     services = _services(info, health)
@@ -204,6 +272,8 @@ def classify_host(entry, fleet=None, expected=False):
         state, reasons = 'failed', [one_line(entry['failed'])]
     elif _task_outcome(entry, 'failed'):
         state, reasons = 'failed', [_task_outcome(entry, 'failed')]
+    elif unreadable:
+        state, reasons = 'failed', unreadable
     elif entry.get('info') is None:
         state, reasons = 'failed', ['no stigmer_info result']
     elif info.get('skipped'):
@@ -240,10 +310,13 @@ def classify(hosts, expected_version=None):
     """{'rows': one row per host in the order given, 'summary': the fleet's verdict}.
 
     hosts: [{'host', 'platform', 'unreachable', 'failed', 'info', 'health', 'supervised'}]; any value
-    but host may be None or partial; supervised false (binaries only) needs no health result. Raises VersionError for an expected_version that is not one.
+    but host may be None or partial; supervised false (binaries only) needs no health result. A host
+    whose entry, info or health cannot be read (not a mapping, a field of the wrong type) is failed.
+    expected_version: when given, the fleet version, and every host on another CLI version drifts.
+    Raises VersionError for an expected_version that is not one.
     """
-    hosts = [_dict(h) for h in hosts or []]
-    fleet = fleet_version(hosts, expected_version)
+    hosts = list(hosts or [])
+    fleet = fleet_version([h for h in hosts if isinstance(h, dict)], expected_version)
     expected = _given(expected_version)
     rows = [classify_host(h, fleet, expected) for h in hosts]
     counts = dict((state, 0) for state in STATES)
@@ -327,12 +400,26 @@ def render_table(report):
 
 # Only what could end a cell or start markup: the raw file stays readable in a terminal.
 _MARKDOWN_SPECIAL_RE = re.compile(r'([\\`*_\[\]|~#])')
+# What GitHub's Markdown (and others) would turn into a link by itself: an address with a scheme,
+# one starting with www., an e-mail address. Such text goes into a code span, which links nothing;
+# a pipe, a backtick or an angle bracket ends it, so the span needs nothing escaped and holds no tag.
+_AUTOLINK_RE = re.compile(r'(?i)(?:[a-z][a-z0-9+.-]*://|www\.)[^\s|`<>]*|[^\s|`<>@]+@[^\s|`<>@]+\.[^\s|`<>@]+')
+
+
+def _markdown_text(text):
+    return html.escape(_MARKDOWN_SPECIAL_RE.sub(r'\\\1', text), quote=False)
 
 
 def markdown_escape(text):
-    """Text safe in a Markdown table cell: no column break, no markup, no raw HTML."""
-    text = _MARKDOWN_SPECIAL_RE.sub(r'\\\1', one_line(text, 10000))
-    return html.escape(text, quote=False)
+    """Text safe in a Markdown table cell: no column break, no markup, no raw HTML, no link."""
+    text = one_line(text, 10000)
+    parts, start = [], 0
+    for match in _AUTOLINK_RE.finditer(text):
+        # Punctuation that ends a sentence stays outside, as autolinkers leave it.
+        address = match.group(0).rstrip('.,;:!?')
+        parts += [_markdown_text(text[start:match.start()]), '`%s`' % address]
+        start = match.start() + len(address)
+    return ''.join(parts + [_markdown_text(text[start:])])
 
 
 def render_markdown(report):
@@ -385,8 +472,12 @@ def _state_css():
     return ''.join('tr.state-%s td.state{background:%s}\n' % (state, STATE_COLORS[state]) for state in STATES)
 
 
+def _html_text(value):
+    return html.escape(printable(value))
+
+
 def _html_row(row):
-    esc = html.escape
+    esc = _html_text
     services = ''.join('<span>%s=%s</span>' % (esc(name), esc(status)) for name, status in sorted(row['services'].items()))
     reasons = ''.join('<li>%s</li>' % esc(reason) for reason in row['reasons'])
     return ''.join([
@@ -407,7 +498,7 @@ def _html_row(row):
 def render_html(report):
     """One HTML5 page: inline CSS, no script, nothing fetched from anywhere."""
     summary = report['summary']
-    esc = html.escape
+    esc = _html_text
     version = tag(summary['fleet_version']) if summary.get('fleet_version') else 'unknown'
     title = 'Stigmer fleet report: %s %s' % (version, 'OK' if summary['ok'] else 'NOT OK')
     counts = ''.join('<li>%s <b>%d</b></li>' % (esc(state), summary['counts'].get(state, 0)) for state in STATES)

@@ -7,6 +7,12 @@ The role computes one plan per host on the controller; this code compares the ho
 (``compare``), makes the host match it (``apply``), switches back after a failed health gate
 (``rollback``) or removes what an install recorded as its own (``remove``).
 
+Compare and apply are one code path (``Runtime.converge``): each step decides what differs
+(directories, version trees, links, files, units or plists, then the services) and records one
+sentence per change; under check mode (compare) it stops there, otherwise (apply) it does what it
+just decided. The services are decided from one reading of the service manager, taken after the
+files, so apply performs the changes compare reported, with the same sentences in the same order.
+
 Trust rules (docs/architecture.md):
 
 * Everything from ``/`` down to the binaries, links, units and environment files is root's;
@@ -16,10 +22,13 @@ Trust rules (docs/architecture.md):
   directory where the plan has one of its own is replaced, never followed.
 * Whether a component restarts is decided by the running state: a process started before its
   unit, environment file or version link last changed is restarted, so an interrupted run is
-  finished by the next one.
+  finished by the next one. Linux start times are exact to the clock tick; macOS's (``ps -o
+  lstart``) to the second, so only under launchd a change up to a second after a start is taken
+  as older than the start.
 * One run at a time per host: apply, rollback and remove hold an exclusive lock.
 """
 
+import contextlib
 import errno
 import fcntl
 import grp
@@ -44,12 +53,26 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
     installed_problem,
     is_real_dir,
     link_value,
+    plan_prune,
     read_link,
     read_manifest,
     resolve_ids,
     source_identities,
     switch_link,
+    temp_leftovers,
+    version_dirs,
     version_from_target,
+)
+from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import (
+    PLIST_MODE,
+    Launchd,
+    LaunchdError,
+    build_plist,
+    ensure_daemon,
+    kickstart_argv,
+    parse_plist,
+    print_argv,
+    serialize_plist,
 )
 
 RECORD_FORMAT = 1
@@ -58,8 +81,8 @@ ROOT_DIR_MODE = 0o755
 LEAF_MODE = 0o750
 ENV_MODE = 0o640
 LOCK_NAME = '.lock'
-# A process that started less than this before a file's change may have read the old file
-# (process start times on macOS have one-second resolution).
+# Under launchd (macOS, where ps reports start times to the second) a process that started less
+# than this before a file's change may have read the new file; Linux's are exact (no slack).
 START_SLACK = 1.0
 SYSTEMCTL = 'systemctl'
 SHOW = ['Id', 'LoadState', 'ActiveState', 'SubState', 'MainPID', 'UnitFileState', 'NeedDaemonReload']
@@ -120,16 +143,26 @@ def check_locations(locations, account=None, homes=None):
                         % '; '.join(problems))
 
 
-def stale_reason(started, watched):
-    """Why a process started at ``started`` (epoch seconds) predates what it runs, or None.
+def start_slack(manager):
+    """How far a process start may lag the true one: a second under launchd, none on Linux."""
+    return START_SLACK if manager == 'launchd' else 0.0
+
+
+def stale_paths(started, watched, slack=0.0):
+    """The watched paths that changed after a process started at ``started`` (epoch seconds), sorted.
 
     watched maps each path the process was started from (version link, unit, environment
     file) to its last change; a path that changed after the start means the process still
-    runs the old binary or settings.
+    runs the old binary or settings. slack is start_slack() of the service manager.
     """
     if started is None:
-        return None
-    newer = sorted(path for path, changed in watched.items() if changed is not None and changed > started + START_SLACK)
+        return []
+    return sorted(path for path, changed in watched.items() if changed is not None and changed > started + slack)
+
+
+def stale_reason(started, watched, slack=0.0):
+    """Why a process started at ``started`` predates what it runs (see stale_paths), or None."""
+    newer = stale_paths(started, watched, slack)
     if newer:
         return 'started before %s changed' % ', '.join(newer)
     return None
@@ -346,11 +379,16 @@ def read_nofollow(path, limit=1 << 20):
         os.close(fd)
 
 
-def ensure_file(path, data, uid, gid, mode, changes):
-    """Write data to path atomically unless it already holds it with the right owner and mode."""
+def ensure_file(path, data, uid, gid, mode, changes, same=None):
+    """Write data to path atomically unless it already holds it with the right owner and mode.
+
+    same(current bytes) says whether what is there already counts as data (a plist that differs
+    only in formatting); by default the bytes must be equal.
+    """
     data = data.encode('utf-8') if isinstance(data, str) else data
     current, st = read_nofollow(path)
-    if current == data and st.st_uid == uid and st.st_gid == gid and stat.S_IMODE(st.st_mode) == mode:
+    holds = (same(current) if same else current == data) if current is not None else False
+    if holds and st.st_uid == uid and st.st_gid == gid and stat.S_IMODE(st.st_mode) == mode:
         return False
     changes.add('write %s' % path, path)
     if not changes.check_mode:
@@ -479,7 +517,7 @@ def service_states(manager, components, run, target=None):
     if manager == 'launchd':
         states = {}
         for comp in components:
-            rc, out, dummy = run(['launchctl', 'print', 'system/%s' % comp['unit']])
+            rc, out, dummy = run(print_argv(comp['unit']))
             state = launchd_state(rc, out)
             pid = state.get('pid')
             states[comp['name']] = {'active': bool(pid), 'state': 'active' if pid else ('inactive' if rc == 0 else 'not loaded'),
@@ -500,7 +538,8 @@ def running_versions(manager, components, run):
     for comp in components:
         state = states.get(comp['name'], {})
         report[comp['name']] = {'state': state.get('state', 'unknown'), 'active': bool(state.get('active')),
-                                'stale': stale_reason(state.get('started'), watched_mtimes(comp)) if state.get('active') else None}
+                                'stale': stale_reason(state.get('started'), watched_mtimes(comp), start_slack(manager))
+                                if state.get('active') else None}
     return report
 
 
@@ -553,10 +592,47 @@ class Runtime(object):
                                 'into a directory others control. Choose a location whose parents are root-owned '
                                 'and not group- or world-writable.' % (entry['path'], unsafe))
 
+    # -- one path for compare and apply -------------------------------------
+
+    def converge(self, changes, artifacts=None):
+        """Decide what differs from the plan, step by step; unless changes.check_mode, do it.
+
+        compare passes Changes(check_mode=True): every step only records its sentence (and the
+        path it would touch, which later steps read, as the restarts do). apply passes
+        Changes(check_mode=False) and the artifacts of the trees compare said it needs: each
+        step does what it records, right after recording it. The prefix comes first, outside
+        the lock, because the lock lives in it; apply holds the lock for everything else.
+        """
+        self.check_inputs()
+        account_ids = self.account_ids()
+        if not changes.check_mode and self.account and account_ids is None:
+            raise PlanError('The service account %s:%s does not exist; the role creates it before this step.'
+                            % (self.account['user'], self.account['group']))
+        ensure_directory(self.plan['prefix'], self.uid, self.gid, ROOT_DIR_MODE, True, changes)
+        with self.lock(changes.check_mode):
+            self.layout(changes, account_ids)
+            needs, versions, results = self.trees(changes, artifacts)
+            self.links(changes)
+            self.files(changes)
+            self.units(changes)
+            acted = self.services(changes)
+            self.install_record(changes, self.record_data())
+        return {'needs': needs, 'versions': versions, 'results': results, 'acted': acted,
+                'account_ids': account_ids}
+
+    def lock(self, check_mode):
+        """apply's exclusive lock; compare takes none (it writes nothing, not even the lock file)."""
+        if check_mode:
+            return contextlib.nullcontext()
+        return Lock(self.plan['prefix'], int(self.plan.get('lock_timeout', 600)))
+
     # -- the layout ---------------------------------------------------------
 
     def layout(self, changes, account_ids):
+        prefix = os.path.normpath(self.plan['prefix'])
         for entry in self.plan['directories']:
+            if os.path.normpath(entry['path']) == prefix:
+                continue  # converge() made it first, enforced
             ensure_directory(entry['path'], self.uid, self.gid, ROOT_DIR_MODE, bool(entry.get('own')), changes)
         for path in self.plan.get('leaves') or []:
             if account_ids is None:
@@ -583,17 +659,29 @@ class Runtime(object):
         for path in self.plan.get('remove') or []:
             if lstat_or_none(path) is not None:
                 changes.add('remove %s' % path, path)
-                # compare() passes Changes(check_mode=True) whatever the module's check mode: it removes nothing.
                 if not changes.check_mode:
                     remove_entry(path)
 
     def units(self, changes):
+        """The systemd unit files or the launchd plists of the enabled components."""
         for comp in self.components():
             if self.manager == 'systemd':
                 ensure_file(comp['path'], comp['content'], self.uid, self.gid, 0o644, changes)
+            elif self.manager == 'launchd':
+                desired = self.plist(comp)
+                # The same dictionary counts as the same plist, however it is formatted.
+                ensure_file(comp['path'], serialize_plist(desired), self.uid, self.gid, PLIST_MODE, changes,
+                            same=lambda data, desired=desired: parse_plist(data) == desired)
         target = self.plan.get('target')
         if target and self.manager == 'systemd':
             ensure_file(target['path'], target['content'], self.uid, self.gid, 0o644, changes)
+
+    @staticmethod
+    def plist(comp):
+        try:
+            return build_plist(comp['unit'], **(comp.get('launchd') or {}))
+        except (LaunchdError, TypeError) as exc:
+            raise PlanError('the launchd job of %s cannot be built: %s' % (comp['name'], exc))
 
     def components(self):
         return [c for c in self.plan.get('components') or [] if c.get('enabled', True)]
@@ -604,9 +692,9 @@ class Runtime(object):
     # -- versions -----------------------------------------------------------
 
     def trees(self, changes, artifacts=None):
-        """Compare (artifacts None) or install and switch each version tree.
+        """Install, switch and prune each version tree as decided from the tree as found.
 
-        artifacts maps an artifact name to {'path', 'sha256'} on this host, for the trees
+        artifacts (apply) maps an artifact name to {'path', 'sha256'} on this host, for the trees
         that must be (re)installed; an intact tree is only switched and pruned.
         """
         needs, versions, results = [], {}, {}
@@ -615,33 +703,62 @@ class Runtime(object):
             versions[tree['name']] = active or 'none'
             if problem:
                 needs.extend(s['name'] for s in tree['sources'])
-            if artifacts is None:
-                if problem:
-                    changes.add('install %s %s (%s)' % (tree['name'], tree['version'], problem), tree['link'])
-                elif active != tree['version']:
-                    changes.add('switch %s from %s to %s' % (tree['name'], active, tree['version']), tree['link'])
+            decided = self.tree_changes(tree, active, problem)
+            for text, path in decided:
+                changes.add(text, path)
+            if changes.check_mode or not decided:
                 continue
-            if problem:
-                sources = [self.source(tree, src, artifacts, problem) for src in tree['sources']]
-            else:
-                # Intact: described by its own manifest, so ensure_version reads no artifact.
-                sources = [dict(s, src=s['name']) for s in recorded_sources(manifest).values()]
-            try:
-                result = ensure_version(tree['root'], tree['version'], sources, tree['link'],
-                                        files=tree.get('files'), checks=tree.get('checks'),
-                                        platform=self.plan.get('platform'), keep=self.plan['keep'],
-                                        ids=(self.uid, self.gid))
-            except InstallError as exc:
-                raise PlanError('%s: %s' % (tree['name'], exc))
+            result = self.install_tree(tree, manifest, problem, artifacts or {})
             results[tree['name']] = result
-            if result['installed']:
-                changes.add('install %s %s' % (tree['name'], tree['version']), tree['link'])
-            if result['switched']:
-                changes.add('switch %s from %s to %s' % (tree['name'], result['previous'], tree['version']),
-                            tree['link'])
+            # What ensure_version pruned beyond the decision (it re-reads the tree) is reported too.
             for name in result['pruned']:
-                changes.add('prune %s %s' % (tree['name'], name))
+                text = 'prune %s %s' % (tree['name'], name)
+                if text not in changes.items:
+                    changes.add(text)
         return sorted(set(needs)), versions, results
+
+    def tree_changes(self, tree, active, problem):
+        """[(sentence, path touched or None)]: what ensure_version will do to this tree."""
+        name, version, link = tree['name'], tree['version'], tree['link']
+        found = []
+        if problem:
+            found.append(('install %s %s (%s)' % (name, version, problem), link))
+        try:
+            current = read_link(link)
+        except InstallError:
+            current = None  # not a link: ensure_version refuses to replace it
+        if current != link_value(tree['root'], version, link) and not (problem and active is None):
+            found.append(('switch %s from %s to %s' % (name, active or 'none', version), link))
+        found.extend(('remove %s (left by an interrupted run)' % path, None)
+                     for path in temp_leftovers(tree['root'], link))
+        found.extend(('prune %s %s' % (name, old), None) for old in self.prunes(tree, active))
+        return found
+
+    def prunes(self, tree, active):
+        """The versions ensure_version will prune after installing and switching to tree['version']."""
+        candidates = version_dirs(tree['root'])
+        now = time.time()
+        candidates[tree['version']] = now
+        if active in candidates and active != tree['version']:
+            candidates[active] = now  # switching away stamps it: the most recently used of the others
+        try:
+            return plan_prune(candidates, int(self.plan['keep']), set([tree['version']]))
+        except InstallError as exc:
+            raise PlanError('%s: %s' % (tree['name'], exc))
+
+    def install_tree(self, tree, manifest, problem, artifacts):
+        if problem:
+            sources = [self.source(tree, src, artifacts, problem) for src in tree['sources']]
+        else:
+            # Intact: described by its own manifest, so ensure_version reads no artifact.
+            sources = [dict(s, src=s['name']) for s in recorded_sources(manifest).values()]
+        try:
+            return ensure_version(tree['root'], tree['version'], sources, tree['link'],
+                                  files=tree.get('files'), checks=tree.get('checks'),
+                                  platform=self.plan.get('platform'), keep=self.plan['keep'],
+                                  ids=(self.uid, self.gid))
+        except InstallError as exc:
+            raise PlanError('%s: %s' % (tree['name'], exc))
 
     @staticmethod
     def source(tree, src, artifacts, problem):
@@ -664,150 +781,158 @@ class Runtime(object):
         """{component name: state} (see service_states()), plus '.target' under systemd."""
         return service_states(self.manager, self.components(), self.run, self.plan.get('target'))
 
+    def restart_reason(self, comp, state, changed_paths):
+        """Why a running component must restart: what it watches changed in this run or after its start."""
+        touched = sorted(p for p in comp.get('watch') or [] if p in changed_paths)
+        if touched:
+            return 'changed in this run: %s' % ', '.join(touched)
+        return stale_reason(state.get('started'), watched_mtimes(comp), start_slack(self.manager))
+
     def restarts(self, states, changed_paths):
         """(components to restart with why, components to start)."""
         restart, start = {}, []
         for comp in self.components():
             state = states.get(comp['name'], {})
-            touched = sorted(p for p in comp.get('watch') or [] if p in changed_paths)
             if not state.get('active'):
                 start.append(comp['name'])
-            elif touched:
-                restart[comp['name']] = 'changed in this run: %s' % ', '.join(touched)
-            else:
-                reason = stale_reason(state.get('started'), watched_mtimes(comp))
-                if reason:
-                    restart[comp['name']] = reason
+                continue
+            reason = self.restart_reason(comp, state, changed_paths)
+            if reason:
+                restart[comp['name']] = reason
         return restart, start
 
-    def services(self, changes, states):
-        """Compare mode: record what apply would do to the services."""
-        if self.manager == 'none':
-            return
-        for comp in self.disabled():
-            if lstat_or_none(comp['path']) is not None:
-                changes.add('stop and remove %s' % comp['unit'], comp['path'])
-        for name, state in sorted(states.items()):
-            if name != '.target' and not state.get('enabled'):
-                changes.add('enable %s' % name)
-            if state.get('reload'):
-                changes.add('reload the unit of %s' % name)
-        if states.get('.target', {}).get('enabled') is False:
-            changes.add('enable %s' % self.plan['target']['unit'])
-        restart, start = self.restarts(states, changes.paths)
-        for name in start:
-            changes.add('start %s' % name)
-        for name in sorted(restart):
-            changes.add('restart %s (%s)' % (name, restart[name]))
+    def services(self, changes):
+        """Decide from one reading of the service manager, taken after the files; act unless check mode.
 
-    def apply_systemd(self, changes):
+        Returns the components started or restarted.
+        """
+        if self.manager == 'systemd':
+            return self.systemd_services(changes, self.service_states())
+        if self.manager == 'launchd':
+            return self.launchd_services(changes, self.service_states())
+        return []
+
+    def systemd_services(self, changes, states):
         systemd = Systemd(self.run)
+        target = self.plan.get('target')
         gone = [c for c in self.disabled() if lstat_or_none(c['path']) is not None]
-        if gone:
+        for comp in gone:
+            changes.add('stop and remove %s' % comp['unit'], comp['path'])
+        if gone and not changes.check_mode:
             self.run([SYSTEMCTL, 'disable', '--now'] + [c['unit'] for c in gone])
             for comp in gone:
                 remove_entry(comp['path'])
-                changes.add('stop and remove %s' % comp['unit'], comp['path'])
-        states = self.service_states()
-        if gone or any(s.get('reload') for s in states.values()) or \
-                any(c['path'] in changes.paths for c in self.components()) or \
-                self.plan['target']['path'] in changes.paths:
-            systemd.call('daemon-reload')
-            states = self.service_states()
+        unit_paths = [c['path'] for c in self.components()] + ([target['path']] if target else [])
+        if gone or any(s.get('reload') for s in states.values()) or any(p in changes.paths for p in unit_paths):
+            changes.add('reload the systemd units (daemon-reload)')
+            if not changes.check_mode:
+                systemd.call('daemon-reload')
         to_enable = [c['unit'] for c in self.components() if not states[c['name']]['enabled']]
-        if not states['.target']['enabled']:
-            to_enable.append(self.plan['target']['unit'])
+        if target and not states['.target']['enabled']:
+            to_enable.append(target['unit'])
         if to_enable:
-            systemd.call('enable', *to_enable)
             changes.add('enable %s' % ', '.join(to_enable))
+            if not changes.check_mode:
+                systemd.call('enable', *to_enable)
         restart, start = self.restarts(states, changes.paths)
         units = dict((c['name'], c['unit']) for c in self.components())
         if restart:
-            # Units that Require= a restarted one restart with it (a server connects to Temporal once).
-            systemd.call('restart', *[units[n] for n in sorted(restart)])
             changes.add('restart %s' % ', '.join('%s (%s)' % (n, restart[n]) for n in sorted(restart)))
+            if not changes.check_mode:
+                # Units that Require= a restarted one restart with it (a server connects to Temporal once).
+                systemd.call('restart', *[units[n] for n in sorted(restart)])
         if start:
-            systemd.call('start', self.plan['target']['unit'], *[units[n] for n in start])
             changes.add('start %s' % ', '.join(start))
+            if not changes.check_mode:
+                systemd.call('start', *([target['unit']] if target else []) + [units[n] for n in start])
         return sorted(restart) + start
 
-    def apply_launchd(self, changes):
-        from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import ensure_daemon
+    def launchd_services(self, changes, states):
+        jobs = Launchd(self.run)
         for comp in self.disabled():
-            result = ensure_daemon(comp['unit'], state='absent', runner=self.run)
-            if result['changed']:
-                changes.add('stop and remove %s' % comp['unit'], comp['path'])
-        states = self.service_states()
-        restart, start = self.restarts(states, changes.paths)
+            loaded = jobs.is_loaded(comp['unit'])
+            if not loaded and lstat_or_none(comp['path']) is None:
+                continue
+            changes.add('stop and remove %s' % comp['unit'], comp['path'])
+            if not changes.check_mode:
+                if loaded:
+                    jobs.bootout(comp['unit'])
+                remove_entry(comp['path'])
         acted = []
         for comp in self.components():
-            spec = comp['launchd']
-            result = ensure_daemon(comp['unit'], state='restarted' if comp['name'] in restart else 'present',
-                                   path=comp['path'], runner=self.run, **spec)
-            if result['changed']:
-                changes.add('%s %s' % ('restart' if comp['name'] in restart else 'load', comp['unit']), comp['path'])
-                acted.append(comp['name'])
+            decided = self.launchd_job(comp, states[comp['name']], changes.paths)
+            if decided is None:
+                continue
+            verb, text = decided
+            changes.add(text)
+            acted.append(comp['name'])
+            if changes.check_mode:
+                continue
+            run_at_load = (comp.get('launchd') or {}).get('run_at_load', True)
+            try:
+                if verb == 'load':
+                    jobs.load(comp['unit'], comp['path'], run_at_load)
+                elif verb == 'reload':
+                    jobs.reload(comp['unit'], comp['path'], run_at_load)
+                else:
+                    jobs.kickstart(comp['unit'])
+            except LaunchdError as exc:
+                raise PlanError(str(exc))
         return acted
+
+    def launchd_job(self, comp, state, changed_paths):
+        """(Launchd verb, sentence) for one enabled LaunchDaemon, or None when it runs what the plan says.
+
+        A loaded job keeps the plist it was bootstrapped with, so a plist written in this run, or
+        newer than the running process (an interrupted run), is loaded again (bootout, bootstrap);
+        only this job is touched. Otherwise kickstart starts a job that does not run and restarts
+        (-k) one whose process predates what it watches.
+        """
+        unit, plist = comp['unit'], comp['path']
+        if not state.get('loaded'):
+            return 'load', 'load %s' % unit
+        if plist in changed_paths:
+            return 'reload', 'reload %s (changed in this run: %s)' % (unit, plist)
+        if not state.get('active'):
+            return 'kickstart', 'start %s' % comp['name']
+        if stale_paths(state.get('started'), {plist: mtime(plist)}, START_SLACK):
+            return 'reload', 'reload %s (started before %s changed)' % (unit, plist)
+        reason = self.restart_reason(comp, state, changed_paths)
+        if reason:
+            return 'kickstart', 'restart %s (%s)' % (comp['name'], reason)
+        return None
 
     # -- actions ------------------------------------------------------------
 
     def compare(self):
-        self.check_inputs()
+        """What apply would do, as apply would say it; writes nothing and runs no state-changing command."""
         changes = Changes(check_mode=True)
-        account_ids = self.account_ids()
+        found = self.converge(changes)
         before, after = {}, {}
-        self.layout(changes, account_ids)
-        needs, versions, dummy = self.trees(changes)
         for tree in self.plan['trees']:
-            before[tree['name']] = {'version': versions[tree['name']]}
+            before[tree['name']] = {'version': found['versions'][tree['name']]}
             after[tree['name']] = {'version': tree['version']}
-        self.links(changes)
-        self.files(changes)
-        self.units(changes)
-        self.services(changes, self.service_states())
-        if self.record() != self.record_data():
-            changes.add('write the install record %s' % self.plan['record'])
         before['changes'] = {}
         after['changes'] = dict(('%02d' % i, text) for i, text in enumerate(changes.items, 1))
         return {
-            'changed': bool(changes.items), 'changes': changes.items, 'needs': needs,
-            'account_missing': bool(self.account) and account_ids is None,
-            'versions': versions,
+            'changed': bool(changes.items), 'changes': changes.items, 'needs': found['needs'],
+            'account_missing': bool(self.account) and found['account_ids'] is None,
+            'versions': found['versions'],
             'diff': {'before_header': 'installed', 'after_header': 'plan',
                      'before': diff_text(before), 'after': diff_text(after)},
         }
 
     def apply(self, artifacts):
-        self.check_inputs()
-        account_ids = self.account_ids()
-        if self.account and account_ids is None:
-            raise PlanError('The service account %s:%s does not exist; the role creates it before this step.'
-                            % (self.account['user'], self.account['group']))
         changes = Changes(check_mode=False)
-        prefix = self.plan['prefix']
-        ensure_directory(prefix, self.uid, self.gid, ROOT_DIR_MODE, True, changes)
-        with Lock(prefix, int(self.plan.get('lock_timeout', 600))):
-            self.layout(changes, account_ids)
-            dummy, versions, results = self.trees(changes, artifacts or {})
-            self.links(changes)
-            self.files(changes)
-            self.units(changes)
-            acted = []
-            if self.manager == 'systemd':
-                acted = self.apply_systemd(changes)
-            elif self.manager == 'launchd':
-                acted = self.apply_launchd(changes)
-            record = self.record_data()
-            if self.record() != record:
-                atomic_write(self.plan['record'], json.dumps(record, indent=2, sort_keys=True) + '\n',
-                             RECORD_MODE, self.uid, self.gid)
+        found = self.converge(changes, artifacts or {})
+        results = found['results']
         previous = dict((name, r['previous']) for name, r in results.items() if r['switched'] and r['previous'])
         return {'changed': bool(changes.items), 'changes': changes.items, 'previous': previous,
                 'switched': sorted(name for name, r in results.items() if r['switched']),
-                'restarted': acted, 'versions': dict((t['name'], t['version']) for t in self.plan['trees'])}
+                'restarted': found['acted'], 'versions': dict((t['name'], t['version']) for t in self.plan['trees'])}
 
     def rollback(self, previous):
-        """Switch each tree in previous back, reset failed units and restart them all."""
+        """Switch each tree in previous back, reset failed units, restart them all, update the record."""
         changes = Changes(check_mode=False)
         with Lock(self.plan['prefix'], int(self.plan.get('lock_timeout', 600))):
             for tree in self.plan['trees']:
@@ -826,17 +951,22 @@ class Runtime(object):
                 Systemd(self.run).call('restart', *units)
             elif self.manager == 'launchd':
                 for unit in units:
-                    self.run(['launchctl', 'kickstart', '-k', 'system/%s' % unit])
+                    self.run(kickstart_argv(unit))
             if units and self.manager in ('systemd', 'launchd'):
                 changes.add('restart %s' % ', '.join(units))
+            self.install_record(changes, self.record_data(previous))
         return {'changed': True, 'changes': changes.items, 'versions': previous}
 
     # -- the install record -------------------------------------------------
 
-    def record_data(self):
-        """What remove() may delete: the units, the plan's uninstall list and, on purge, the state dir."""
+    def record_data(self, switched=None):
+        """What remove() may delete (the units, the plan's uninstall list and, on purge, the state
+        dir) and the version installed per tree: the plan's, or per tree in switched the one a
+        rollback switched back to."""
         comps = self.plan.get('components') or []
         target = [self.plan['target']] if self.plan.get('target') and self.manager == 'systemd' else []
+        versions = dict((t['name'], t['version']) for t in self.plan['trees'])
+        versions.update((name, version) for name, version in (switched or {}).items() if name in versions and version)
         return {
             'format': RECORD_FORMAT,
             'prefix': self.plan['prefix'],
@@ -845,7 +975,16 @@ class Runtime(object):
             'service_manager': self.manager,
             'units': [[c['unit'], c['path']] for c in comps + target] if self.manager != 'none' else [],
             'remove': sorted(self.plan.get('uninstall') or []),
+            'versions': versions,
         }
+
+    def install_record(self, changes, record):
+        if self.record() == record:
+            return
+        changes.add('write the install record %s' % self.plan['record'])
+        if not changes.check_mode:
+            atomic_write(self.plan['record'], json.dumps(record, indent=2, sort_keys=True) + '\n',
+                         RECORD_MODE, self.uid, self.gid)
 
     def record(self):
         data, dummy = read_nofollow(self.plan['record'])
@@ -916,7 +1055,6 @@ def _remove(record, doomed, prefix, run, check_mode):
         if record.get('service_manager') == 'systemd':
             run([SYSTEMCTL, 'disable', '--now'] + [unit for unit, dummy in present])
         elif record.get('service_manager') == 'launchd':
-            from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import ensure_daemon
             for unit, path in present:
                 ensure_daemon(unit, state='absent', path=path, runner=run)
     for unit, path in present:

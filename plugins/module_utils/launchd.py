@@ -245,6 +245,20 @@ class Launchd(object):
     def kickstart(self, label):
         self.act(kickstart_argv(label), 'launchctl kickstart -k %s' % service_target(label))
 
+    def load(self, label, path, run_at_load=True):
+        """Bootstrap the job from path; one without RunAtLoad is started as well."""
+        self.bootstrap(label, path)
+        if not run_at_load:
+            self.kickstart(label)
+
+    def reload(self, label, path, run_at_load=True):
+        """A loaded job keeps the plist it was bootstrapped with: boot it out and load it again.
+
+        Only this job is touched; its process restarts with the plist now at path.
+        """
+        self.bootout(label)
+        self.load(label, path, run_at_load)
+
 
 def ensure_daemon(label, state='present', program_arguments=None, user_name=None, group_name=None,
                   environment=None, working_directory=None, stdout_path=None, stderr_path=None,

@@ -16,6 +16,11 @@ description:
     is not active), C(drift) (a service runs an older start than what is installed, the CLI and
     the agent-runner versions differ, the CLI version is not the fleet version, or an install record
     could not be believed), C(healthy)."
+  - "A host whose O(hosts[].info) or O(hosts[].health) cannot be read (not a mapping, or a field of
+    the wrong type, such as C(problems: 5)) is C(failed), the reason naming what could not be read;
+    the other hosts are reported as usual."
+  - Text from the hosts is written without terminal escape sequences and control characters; in
+    the Markdown file, addresses that would become links are written as code.
   - The fleet version is O(expected_version) when set; otherwise the most common CLI version of the
     installed reachable hosts, a tie going to the highest semantic version.
   - Writes C(fleet-report.json), C(fleet-report.md) and C(fleet-report.html) into O(dest), each
@@ -49,16 +54,18 @@ options:
         type: str
       info:
         description:
-          - The result of M(stigmer.runtime.stigmer_info) on the host, with its C(services)
+          - The result of M(stigmer.runtime.stigmer_info) on the host (a mapping), with its C(services)
             (component name to C(active), C(state) and C(stale)).
           - Null or partial when a task failed. A registered result with C(failed) or
             C(unreachable) set makes the host C(failed) or C(unreachable), its C(msg) the reason.
-        type: dict
+          - Anything but a mapping (or a JSON object in a string), or a mapping with a field of the
+            wrong type, makes the host C(failed) instead of failing the task.
+        type: raw
       health:
         description:
-          - The result of M(stigmer.runtime.stigmer_health) on the host.
-          - Null or partial when a task failed, as for O(hosts[].info).
-        type: dict
+          - The result of M(stigmer.runtime.stigmer_health) on the host (a mapping).
+          - Null or partial when a task failed, and read as O(hosts[].info) is.
+        type: raw
       supervised:
         description:
           - Whether the role runs the host's services (system scope with services enabled).
@@ -71,9 +78,17 @@ options:
     required: true
   expected_version:
     description:
-      - The version every host must run, with or without a leading C(v), such as C(v0.1.0).
-      - When omitted, the fleet version is the most common CLI version.
+      - The version every host must run, a release tag or a version, with or without a leading C(v),
+        such as C(v0.1.0) or C(0.1.0).
+      - When set, it is the fleet version (RV(summary.fleet_version) and RV(summary.expected_version)),
+        and every host whose CLI version differs from it is C(drift) (or worse), with the reason
+        C(asked v0.1.0, found v0.0.7); a fleet uniformly on another version is C(drift) on every
+        host and RV(ok) is false.
+      - When omitted, the fleet version is the most common CLI version, and a host differing from
+        it has the reason C(CLI v0.0.7, fleet runs v0.1.0).
+      - Not a version (such as C(latest), which must be resolved to a tag first) fails the task.
     type: str
+    version_added: 0.1.0
   formats:
     description: Which report files to write.
     type: list
@@ -137,7 +152,7 @@ problems:
   returned: always
   type: list
   elements: str
-  sample: ["web-2: drift: CLI v0.0.7, fleet runs v0.1.0"]
+  sample: ["web-2: drift: asked v0.1.0, found v0.0.7"]
 table:
   description: The report as fixed-width text lines, the verdict last.
   returned: always
@@ -222,11 +237,13 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.common.validation import check_type_dict
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._fleet_report import (
     FORMATS,
     ReportWriteError,
     classify,
+    one_line,
     render_table,
     write_reports,
 )
@@ -240,14 +257,33 @@ def argument_spec():
             platform=dict(type='str'),
             unreachable=dict(type='str'),
             failed=dict(type='str'),
-            info=dict(type='dict'),
-            health=dict(type='dict'),
+            # raw: one host's unreadable result makes that host failed, not the whole report.
+            info=dict(type='raw'),
+            health=dict(type='raw'),
             supervised=dict(type='bool', default=True),
         )),
         dest=dict(type='path', required=True),
         expected_version=dict(type='str'),
         formats=dict(type='list', elements='str', choices=list(FORMATS), default=list(FORMATS)),
     )
+
+
+def as_mapping(value):
+    """A result given as a JSON object or key=value string, as type dict would read it; an empty
+    string as no result; anything else as given, for the report to call unreadable."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return check_type_dict(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def read_results(hosts):
+    return [dict(entry, info=as_mapping(entry.get('info')), health=as_mapping(entry.get('health')))
+            for entry in hosts]
 
 
 def input_problems(hosts):
@@ -260,7 +296,7 @@ def input_problems(hosts):
         if not name.strip():
             problems.append('hosts[%d].host is empty' % index)
         elif name in seen:
-            problems.append('hosts[%d]: %s is listed more than once' % (index, name))
+            problems.append('hosts[%d]: %s is listed more than once' % (index, one_line(name, 200)))
         seen.add(name)
     return problems
 
@@ -272,7 +308,7 @@ def main():
     if problems:
         module.fail_json(msg='; '.join(problems))
     try:
-        report = classify(params['hosts'], params['expected_version'])
+        report = classify(read_results(params['hosts']), params['expected_version'])
     except VersionError as exc:
         module.fail_json(msg='expected_version: %s' % to_native(exc))
     generated = datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

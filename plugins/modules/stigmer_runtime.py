@@ -21,9 +21,18 @@ description:
     files is root-owned; the service account owns only its leaf directories (O(plan) C(leaves)), which
     this module creates and never enters. Paths are examined with C(lstat) and opened with C(O_NOFOLLOW):
     a link or foreign directory where the plan has one of its own is replaced, never followed."
+  - V(compare) and V(apply) take one code path. Each step decides what differs (directories, version trees,
+    links, environment files, systemd units or launchd plists, enablement, the services, the install record)
+    and names it in RV(changes); V(compare) stops there and writes nothing nor runs any state-changing
+    command, V(apply) does what it decided. So V(apply) performs the changes V(compare) reported, with the
+    same sentences in the same order, launchd plists included.
   - Restarts follow the running state, not this run's changes alone. A component whose process started
     before its version link, unit or environment file last changed is restarted, so a run interrupted
-    after a switch is finished by the next one.
+    after a switch is finished by the next one. Linux start times are exact; under launchd (C(ps) reports
+    them to the second) a change within a second after a start does not count.
+  - Under launchd a job whose plist changed (in this run, or after its process started) is booted out and
+    bootstrapped again, since a loaded job keeps the plist it was loaded with; a restart for any other
+    reason is a C(launchctl kickstart -k). Either touches that job only.
   - V(apply), V(rollback) and V(remove) hold an exclusive lock (C(<prefix>/.lock)); a second run waits
     up to C(lock_timeout) seconds, then fails naming the lock.
   - Artifacts travel to the host only for a version that must be installed. The action plugin of the same
@@ -124,7 +133,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 changes:
-  description: What differs (V(compare)) or what was done, one sentence each.
+  description:
+    - What differs (V(compare)) or what was done, one sentence each.
+    - V(apply) returns the sentences V(compare) returned for the same host, in the same order.
   returned: always
   type: list
   elements: str
@@ -155,7 +166,7 @@ switched:
   type: list
   elements: str
 restarted:
-  description: For V(apply), the components that were restarted or started.
+  description: For V(apply), the components that were started or restarted (under launchd also loaded or loaded again).
   returned: action is apply
   type: list
   elements: str

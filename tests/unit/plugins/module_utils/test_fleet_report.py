@@ -194,7 +194,40 @@ def test_drift_from_the_fleet_version_lists_every_reason():
 
 def test_drift_from_the_expected_version():
     row = only_row(host(), expected_version='v0.2.0')
-    assert (row['state'], row['reasons']) == ('drift', ['CLI v0.1.0, expected v0.2.0'])
+    assert (row['state'], row['reasons']) == ('drift', ['asked v0.2.0, found v0.1.0'])
+
+
+@pytest.mark.parametrize('expected', ['v0.1.0', '0.1.0', 'V0.1.0'])
+def test_a_fleet_uniformly_on_another_version_drifts_on_every_host(expected):
+    hosts = [host('a', info=info('0.0.7')), host('b', info=info('v0.0.7')), host('c', info=info('0.0.7'))]
+    assert classify(hosts)['summary']['ok'] is True  # uniform: healthy when nothing was asked
+    report = classify(hosts, expected)
+    assert [(r['state'], r['reasons']) for r in report['rows']] == [('drift', ['asked v0.1.0, found v0.0.7'])] * 3
+    summary = report['summary']
+    assert (summary['ok'], summary['fleet_version'], summary['expected_version']) == (False, '0.1.0', '0.1.0')
+    assert summary['counts']['drift'] == 3
+    assert summary['problems'][0] == 'a: drift: asked v0.1.0, found v0.0.7'
+    assert render_table(report)[-1] == 'NOT OK: expected version v0.1.0, 3 hosts: 3 drift'
+
+
+def test_the_expected_version_keeps_worse_states_and_is_named_beside_them():
+    hosts = [host('ok', info=info('v0.1.0')),
+             host('sick', info=info('0.0.7'), health=health(healthy=False, msg='crash loop')),
+             host('bare', info=info('0.0.7', installed=False)),
+             host('down', unreachable='timeout', info=info('0.0.7')),
+             host('mixed', info=info('0.0.7', runner='0.1.0'))]
+    rows = classify(hosts, 'v0.1.0')['rows']
+    assert [r['state'] for r in rows] == ['healthy', 'unhealthy', 'not-installed', 'unreachable', 'drift']
+    assert rows[1]['reasons'] == ['crash loop', 'asked v0.1.0, found v0.0.7']
+    assert rows[4]['reasons'] == ['CLI v0.0.7 but agent-runner v0.1.0', 'asked v0.1.0, found v0.0.7']
+
+
+def test_without_an_expected_version_the_majority_is_the_measure():
+    hosts = [host('a'), host('b'), host('c', info=info('0.0.7'))]
+    report = classify(hosts, None)
+    assert report['summary']['expected_version'] is None and report['summary']['fleet_version'] == '0.1.0'
+    assert report['rows'][2]['reasons'] == ['CLI v0.0.7, fleet runs v0.1.0']
+    assert render_table(report)[-1].startswith('NOT OK: fleet version v0.1.0')
 
 
 def test_a_stale_service_that_stopped_is_inactive_not_stale():
@@ -259,6 +292,126 @@ def test_versions_are_shown_without_a_leading_v():
     row = only_row(host(info=info(cli='v0.1.0', runner='V0.1.0', temporal='v1.5.1')))
     assert (row['cli_version'], row['agent_runner_version'], row['temporal_version']) == ('0.1.0', '0.1.0', '1.5.1')
     assert row['state'] == 'healthy'
+
+
+# --- results that cannot be read -----------------------------------------------------------------
+
+@pytest.mark.parametrize('bad, reason', [
+    ({'info': dict(info(), problems=5)}, 'the stigmer_info result could not be read: problems is int, not a list'),
+    ({'info': dict(info(), problems=['fine', 7])},
+     'the stigmer_info result could not be read: problems[1] is int, not a string'),
+    ({'info': 'not a dict'}, 'the stigmer_info result could not be read: it is str, not a mapping'),
+    ({'info': ['0.1.0']}, 'the stigmer_info result could not be read: it is list, not a mapping'),
+    ({'health': 'SERVING'}, 'the stigmer_health result could not be read: it is str, not a mapping'),
+    ({'info': dict(info(), installed='yes', cli_version=7)},
+     'the stigmer_info result could not be read: cli_version is int, not a string, installed is str, not a boolean'),
+    ({'info': dict(info(), services=['server'])},
+     'the stigmer_info result could not be read: services is list, not a mapping'),
+    ({'health': dict(health(), healthy='true', components=[])},
+     'the stigmer_health result could not be read: components is list, not a mapping, healthy is str, not a boolean'),
+])
+def test_a_result_that_cannot_be_read_fails_only_its_host(bad, reason):
+    broken = host('broken')
+    broken.update(bad)
+    report = classify([host('a'), broken, host('b')], 'v0.1.0')
+    assert [r['state'] for r in report['rows']] == ['healthy', 'failed', 'healthy']
+    assert report['rows'][1]['reasons'] == [reason]
+    assert report['summary']['problems'] == ['broken: failed: ' + reason]
+    for render in (render_table, render_markdown, render_html, render_json):
+        assert 'broken' in ''.join(render(report))
+
+
+def test_both_results_unreadable_gives_both_reasons_and_no_wrong_values():
+    row = only_row(host(info=dict(info(), cli_version=['0.1.0'], temporal_version='1.5.1'), health=5))
+    assert row['state'] == 'failed'
+    assert row['reasons'] == ['the stigmer_info result could not be read: cli_version is list, not a string',
+                              'the stigmer_health result could not be read: it is int, not a mapping']
+    assert (row['cli_version'], row['temporal_version'], row['health']) == (None, '1.5.1', 'not checked')
+
+
+def test_a_host_entry_that_is_not_a_mapping_is_a_failed_row():
+    report = classify([host('a'), 'web-9', host('b')])
+    assert [r['state'] for r in report['rows']] == ['healthy', 'failed', 'healthy']
+    assert report['rows'][1]['reasons'] == ["the host's result could not be read: it is str, not a mapping"]
+
+
+def test_a_result_that_cannot_be_read_has_no_vote():
+    hosts = [host('a'), host('b', info=dict(info('0.0.7'), problems=5)), host('c', info=dict(info('0.0.7'), problems=5))]
+    assert fleet_version(hosts) == '0.1.0'
+
+
+def test_a_failed_task_result_is_still_a_failure_not_an_unreadable_one():
+    row = only_row(host(info={'failed': True, 'msg': 'boom', 'problems': 5}))
+    assert row['reasons'] == ['stigmer_info failed: boom']
+
+
+# --- text from the hosts --------------------------------------------------------------------------
+
+ESC = '\x1b'
+# Colours, a title change, an OSC 8 hyperlink, an 8-bit CSI, a bell, NUL, DEL and a bidi override.
+TERMINAL = ('\x1b[31mred\x1b[0m \x1b]0;owned\x07title \x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\ '
+            '\x9b2Jclear \x07bell\x00nul\x7fdel \u202eevil\u202c end')
+CLEAN = 'red title link clear bellnuldel evil end'
+CONTROL_RE = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]')
+
+
+def test_printable_strips_escape_sequences_and_control_characters():
+    assert fleet_report.printable(TERMINAL) == CLEAN
+    assert fleet_report.one_line('a\x1b[1m\tb\r\nc\x1bcd') == 'a b cd'
+    assert fleet_report.printable('caf\u00e9 \u2026 \u65e5\u672c') == 'caf\u00e9 \u2026 \u65e5\u672c'
+
+
+def terminal_report():
+    return classify([
+        host('web-1\x1b[2J', platform='linux\x1b[31m-amd64',
+             info=info(cli='0.1.0\x1b[0m', services={'server\x1b[5m': service(stale=TERMINAL)})),
+        host('web-2', health=health(healthy=False, msg=TERMINAL, status='NOT\x1b[32m_SERVING')),
+        host('web-3', failed=TERMINAL, info=None),
+    ])
+
+
+def test_rows_hold_no_control_characters():
+    report = terminal_report()
+    rows = report['rows']
+    assert rows[0]['host'] == 'web-1' and rows[0]['platform'] == 'linux-amd64'
+    assert rows[0]['cli_version'] == '0.1.0' and list(rows[0]['services']) == ['server']
+    assert rows[1]['reasons'] == [CLEAN] and rows[1]['health'] == 'NOT_SERVING'
+    assert rows[2]['reasons'] == [CLEAN]
+    assert not CONTROL_RE.search(json.dumps(report, ensure_ascii=False))
+
+
+@pytest.mark.parametrize('render', [render_table, render_markdown, render_html, render_json])
+def test_no_rendering_carries_control_characters(render):
+    text = ''.join(render(terminal_report()))
+    assert not CONTROL_RE.search(text)
+    assert 'u001b' not in text and 'u009b' not in text and 'u202e' not in text.lower()
+    assert 'red title link clear' in text
+
+
+def test_html_strips_control_characters_from_any_report():
+    report = classify([host()])
+    report['rows'][0]['reasons'] = ['\x1b[31mred\x00']
+    assert '<li>red</li>' in render_html(report) and ESC not in render_html(report)
+
+
+def test_markdown_writes_addresses_as_code_not_links():
+    text = render_markdown(classify([host(health=health(
+        healthy=False, msg='see https://evil.example/a_b?x=1&y=2, www.evil.example/x, '
+                           'mailto:root@evil.example and <http://evil.example/>'))]))
+    for code in ('`https://evil.example/a_b?x=1&y=2`,', '`www.evil.example/x`,', '`mailto:root@evil.example`',
+                 '`http://evil.example/`'):
+        assert text.count(code) == 2, code  # in the table and in the problems
+    # Outside code spans nothing is left that an autolinker would take.
+    outside = re.sub(r'`[^`]*`', '', text)
+    assert 'http' not in outside and 'www.' not in outside and '@' not in outside
+    assert '<http' not in text and '&lt;`http://evil.example/`&gt;' in text
+
+
+def test_markdown_code_spans_do_not_break_the_table():
+    text = render_markdown(classify([host(health=health(healthy=False, msg='https://a.example/|x `y` https://b.example/'))]))
+    row = [line for line in text.splitlines() if line.startswith('| web-1 ')][0]
+    assert len(re.findall(r'(?<!\\)\|', row)) == 10
+    assert '`https://a.example/`\\|x \\`y\\` `https://b.example/`' in row
 
 
 # --- the fleet version ----------------------------------------------------------------------------

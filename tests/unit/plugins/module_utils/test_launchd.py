@@ -384,3 +384,31 @@ def test_check_mode_does_nothing(env):
     result = daemon(env, state='absent', check_mode=True)
     assert env['host'].calls == [PRINT] and result['actions'] == [BOOTOUT]
     assert os.path.exists(env['path'])
+
+
+def test_load_and_reload_touch_one_job(env):
+    daemon(env)
+    other = 'io.stigmer.temporal'
+    env['host'].loaded.add(other)
+    env['host'].calls[:] = []
+    jobs = launchd.Launchd(env['host'], sleep=env['sleeps'].append)
+    jobs.reload(LABEL, env['path'])
+    bootstrap = [LC, 'bootstrap', 'system', env['path']]
+    assert env['host'].calls == [BOOTOUT, PRINT, ENABLE, bootstrap]
+    assert jobs.actions == [BOOTOUT, ENABLE, bootstrap]
+    assert env['host'].loaded == {LABEL, other}
+    # Without RunAtLoad the bootstrap does not start the program: kickstart does.
+    env['host'].calls[:] = []
+    jobs.reload(LABEL, env['path'], run_at_load=False)
+    assert env['host'].calls == [BOOTOUT, PRINT, ENABLE, bootstrap, KICK]
+    env['host'].loaded.discard(LABEL)
+    env['host'].calls[:] = []
+    jobs.load(LABEL, env['path'])
+    assert env['host'].calls == [ENABLE, bootstrap]
+
+
+def test_reload_reports_a_failed_bootstrap(env):
+    daemon(env)
+    env['host'].fail = {(LC, 'bootstrap'): (5, '', 'Bootstrap failed: 5: Input/output error\n')}
+    with pytest.raises(LaunchdError, match='launchctl bootstrap system .*Input/output error'):
+        launchd.Launchd(env['host']).reload(LABEL, env['path'])

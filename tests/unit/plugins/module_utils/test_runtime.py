@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import plistlib
 import pwd
 import stat
 import tarfile
@@ -19,7 +20,7 @@ import types
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import _runtime
+from ansible_collections.stigmer.runtime.plugins.module_utils import _runtime, launchd
 from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import (
     START_SLACK,
     Changes,
@@ -117,9 +118,19 @@ def test_stale_reason():
     assert START_SLACK == 1.0
     assert stale_reason(100.0, {'/opt/s/current': 101.5, '/etc/s/a.env': 90.0}) == 'started before /opt/s/current changed'
     assert stale_reason(100.0, {'/b': 102.0, '/a': 103.0}) == 'started before /a, /b changed'
-    assert stale_reason(100.0, {'/opt/s/current': 100.0 + START_SLACK}) is None      # within the slack
-    assert stale_reason(100.0, {'/opt/s/current': 100.9, '/missing': None}) is None  # absent paths ignored
+    assert stale_reason(100.0, {'/opt/s/current': 100.0 + START_SLACK}, START_SLACK) is None   # within the slack
+    assert stale_reason(100.0, {'/opt/s/current': 100.9, '/missing': None}, START_SLACK) is None  # absent paths ignored
     assert stale_reason(None, {'/opt/s/current': 5000.0}) is None                   # not running
+    # Without slack (Linux: start times exact to the clock tick) any later change counts, an equal one does not.
+    assert stale_reason(100.0, {'/opt/s/current': 100.01}) == 'started before /opt/s/current changed'
+    assert stale_reason(100.0, {'/opt/s/current': 100.0, '/missing': None}) is None
+
+
+def test_start_slack_is_for_launchd_only():
+    assert _runtime.start_slack('launchd') == START_SLACK
+    assert _runtime.start_slack('systemd') == 0.0 and _runtime.start_slack('none') == 0.0
+    assert _runtime.stale_paths(100.0, {'/b': 100.5, '/a': 100.2, '/c': 99.0}) == ['/a', '/b']
+    assert _runtime.stale_paths(100.0, {'/b': 100.5, '/a': 100.2}, _runtime.start_slack('launchd')) == []
 
 
 def wanted(sha=None, archive=True, members=None):
@@ -546,11 +557,13 @@ def test_apply_then_compare_finds_nothing_to_do(tmp_path):
     plan = make_plan(tmp_path)
     given = artifacts(tmp_path, 'v0.0.7')
     run = Recorder()
+    compared = runtime(plan, run).compare()
     result = runtime(plan, run).apply(given)
     prefix = tmp_path / 'prefix'
     assert result['changed'] is True and result['switched'] == ['stigmer'] and result['previous'] == {}
     assert result['restarted'] == [] and result['versions'] == {'stigmer': 'v0.0.7'}
-    assert 'install stigmer v0.0.7' in result['changes']
+    assert 'install stigmer v0.0.7 (it is not installed)' in result['changes']
+    assert result['changes'] == compared['changes']       # apply did what compare reported, in its words
     assert os.readlink(str(prefix / 'current')) == 'versions/v0.0.7'
     assert sorted(os.listdir(str(prefix / 'versions' / 'v0.0.7' / 'bin'))) == ['agent-runner', 'stigmer']
     assert os.readlink(str(tmp_path / 'bin' / 'stigmer')) == str(prefix / 'current/bin/stigmer')
@@ -558,7 +571,7 @@ def test_apply_then_compare_finds_nothing_to_do(tmp_path):
     with open(plan['record']) as handle:
         assert json.load(handle) == {
             'format': 1, 'prefix': str(prefix), 'state_dir': None, 'account': None, 'service_manager': 'none',
-            'units': [], 'remove': [str(tmp_path / 'bin' / 'stigmer')]}
+            'units': [], 'remove': [str(tmp_path / 'bin' / 'stigmer')], 'versions': {'stigmer': 'v0.0.7'}}
     assert mode(plan['record']) == 0o644
 
     result = runtime(plan, run).compare()
@@ -581,7 +594,7 @@ def test_a_tampered_install_is_installed_again(tmp_path, tamper, reason):
     assert result['changes'] == ['install stigmer v0.0.7 (%s)' % reason]
     assert result['needs'] == sorted(given)
     result = runtime(plan).apply(given)
-    assert result['changes'] == ['install stigmer v0.0.7']
+    assert result['changes'] == ['install stigmer v0.0.7 (%s)' % reason]
     assert runtime(plan).compare()['changes'] == []
 
 
@@ -622,10 +635,14 @@ def test_upgrade_then_rollback_without_a_service_manager(tmp_path):
 
     back = runtime(plan, run).rollback(result['previous'])
     assert os.readlink(link) == 'versions/v0.0.6'
-    assert back == {'changed': True, 'changes': ['switch stigmer back to v0.0.6'], 'versions': {'stigmer': 'v0.0.6'}}
+    record = 'write the install record %s' % plan['record']
+    assert back == {'changed': True, 'changes': ['switch stigmer back to v0.0.6', record],
+                    'versions': {'stigmer': 'v0.0.6'}}
+    with open(plan['record']) as handle:
+        assert json.load(handle)['versions'] == {'stigmer': 'v0.0.6'}   # what is installed now
     assert run.calls == []
-    # The plan still asks for v0.0.7, which is intact: only the switch is left to do.
-    assert runtime(plan).compare()['changes'] == ['switch stigmer from v0.0.6 to v0.0.7']
+    # The plan still asks for v0.0.7, which is intact: only the switch (and its record) is left to do.
+    assert runtime(plan).compare()['changes'] == ['switch stigmer from v0.0.6 to v0.0.7', record]
 
 
 def test_rollback_to_a_version_that_is_gone(tmp_path):
@@ -744,3 +761,425 @@ def test_remove_refuses_a_system_prefix_before_reading_a_record(tmp_path):
     args['account'] = {'user': 'stigmer', 'home': '/home/stigmer-admin'}
     with pytest.raises(PlanError, match="stigmer_state_dir=/home/stigmer-admin \\(it is a user's home directory\\)"):
         remove_recorded(dict(args, prefix='/opt/stigmer'), True, Recorder(), homes={'/home/stigmer-admin'})
+
+
+def test_the_record_names_the_installed_tag_of_each_tree(tmp_path):
+    plan = make_plan(tmp_path)
+    temporal = dict(plan['trees'][0], name='temporal', version='v1.5.1', root=str(tmp_path / 'prefix/temporal/versions'),
+                    link=str(tmp_path / 'prefix/temporal/current'))
+    plan['trees'].append(temporal)
+    record = runtime(plan).record_data()
+    assert record['versions'] == {'stigmer': 'v0.0.7', 'temporal': 'v1.5.1'}
+    assert set(record) == {'format', 'prefix', 'state_dir', 'account', 'service_manager', 'units', 'remove', 'versions'}
+    # A rollback records what it switched back to, the other trees keep the plan's tag.
+    assert runtime(plan).record_data({'stigmer': 'v0.0.6'})['versions'] == {'stigmer': 'v0.0.6', 'temporal': 'v1.5.1'}
+
+
+# ---------------------------------------------------------------------------------- services: compare is apply
+
+FAKE_PID = 2 ** 31 - 50000   # above any pid_max: never a live process here, so process_start asks ps
+DAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
+MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec')
+
+
+def lstart(epoch):
+    """`ps -o lstart=` under LC_ALL=C: local time, to the second."""
+    t = time.localtime(epoch)
+    return '%s %s %2d %02d:%02d:%02d %d\n' % (
+        DAYS[t.tm_wday], MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, t.tm_year)
+
+
+class FakeProcesses(object):
+    """Fake pids with their start times; ps answers for them as macOS does (to the second)."""
+
+    def __init__(self):
+        self.calls = []
+        self.started = {}
+        self.last_pid = FAKE_PID
+
+    def spawn(self, at=None):
+        self.last_pid += 1
+        self.started[self.last_pid] = time.time() if at is None else at
+        return self.last_pid
+
+    def ps(self, argv):
+        pid = int(argv[-1])
+        if pid not in self.started:
+            return 1, '', ''
+        return 0, lstart(self.started[pid]), ''
+
+    def changes(self):
+        """The calls that change state (not show, print or ps)."""
+        return [c for c in self.calls if c[0] != 'ps' and c[1] not in ('show', 'print')]
+
+
+class FakeSystemctl(FakeProcesses):
+    """systemctl as systemd answers it: unit files are read at daemon-reload, start needs a loaded unit."""
+
+    def __init__(self, plan):
+        FakeProcesses.__init__(self)
+        self.paths = dict((c['unit'], c['path']) for c in plan['components'] + [plan['target']])
+        self.loaded = {}     # unit -> the file's content at the last daemon-reload
+        self.enabled = set()
+        self.pids = {}       # running unit -> pid ('' for the target)
+
+    def on_disk(self, unit):
+        try:
+            with open(self.paths[unit], 'rb') as handle:
+                return handle.read()
+        except (KeyError, FileNotFoundError):
+            return None
+
+    def block(self, unit):
+        loaded, pid = unit in self.loaded, self.pids.get(unit)
+        return ('Id=%s\nLoadState=%s\nActiveState=%s\nSubState=%s\nMainPID=%s\nUnitFileState=%s\nNeedDaemonReload=%s\n'
+                % (unit, 'loaded' if loaded else 'not-found', 'active' if pid is not None else 'inactive',
+                   'running' if pid is not None else 'dead', pid or 0,
+                   'enabled' if unit in self.enabled else ('disabled' if self.on_disk(unit) is not None else ''),
+                   'yes' if loaded and self.loaded[unit] != self.on_disk(unit) else 'no'))
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(list(argv))
+        if argv[0] == 'ps':
+            return self.ps(argv)
+        assert argv[0] == 'systemctl', argv
+        verb, units = argv[1], [a for a in argv[2:] if not a.startswith('--')]
+        if verb == 'show':
+            return 0, '\n'.join(self.block(u) for u in units), ''
+        if verb == 'daemon-reload':
+            self.loaded = dict((u, self.on_disk(u)) for u in self.paths if self.on_disk(u) is not None)
+        elif verb == 'enable':
+            missing = [u for u in units if self.on_disk(u) is None]
+            if missing:
+                return 1, '', 'Failed to enable unit: Unit file %s does not exist.\n' % missing[0]
+            self.enabled.update(units)
+        elif verb == 'disable':
+            self.enabled.difference_update(units)
+            for unit in units if '--now' in argv else []:
+                self.pids.pop(unit, None)
+        elif verb in ('start', 'restart'):
+            missing = [u for u in units if u not in self.loaded]
+            if missing:
+                return 5, '', 'Failed to %s %s: Unit %s not found.\n' % (verb, missing[0], missing[0])
+            for unit in units:
+                if verb == 'restart' or unit not in self.pids:
+                    self.pids[unit] = '' if unit.endswith('.target') else self.spawn()
+        elif verb != 'reset-failed':
+            raise AssertionError('unexpected command %r' % (argv,))
+        return 0, '', ''
+
+    def process_start(self, pid, run=None):
+        """/proc/<pid>/stat: exact (to the clock tick), so no ps and no rounding."""
+        return self.started.get(pid)
+
+
+LC = '/bin/launchctl'
+
+
+class FakeLaunchctl(FakeProcesses):
+    """launchctl in the system domain: a job keeps the plist it was bootstrapped with."""
+
+    def __init__(self):
+        FakeProcesses.__init__(self)
+        self.jobs = {}   # label -> {'plist', 'path', 'pid'}
+
+    def __call__(self, argv, **kwargs):
+        self.calls.append(list(argv))
+        if argv[0] == 'ps':
+            return self.ps(argv)
+        assert argv[0] == LC, argv
+        verb = argv[1]
+        label = argv[-1].split('/', 1)[1] if verb in ('print', 'bootout', 'kickstart', 'enable') else None
+        if verb == 'print':
+            job = self.jobs.get(label)
+            if job is None:
+                return 113, 'Could not find service "%s" in domain for system\n' % label, ''
+            lines = ['system/%s = {' % label, '\tpath = %s' % job['path'],
+                     '\tstate = %s' % ('running' if job['pid'] else 'not running'), '\targuments = {']
+            lines += ['\t\t%s' % arg for arg in job['plist']['ProgramArguments']] + ['\t}']
+            lines += ['\tpid = %d' % job['pid']] if job['pid'] else []
+            return 0, '\n'.join(lines + ['}']) + '\n', ''
+        if verb == 'enable':
+            return 0, '', ''
+        if verb == 'bootstrap':
+            st = os.lstat(argv[3])
+            with open(argv[3], 'rb') as handle:
+                plist = plistlib.load(handle)
+            if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022 or plist['Label'] in self.jobs:
+                return 5, '', 'Bootstrap failed: 5: Input/output error\n'
+            self.jobs[plist['Label']] = {'plist': plist, 'path': argv[3],
+                                         'pid': self.spawn() if plist.get('RunAtLoad') else None}
+            return 0, '', ''
+        if verb == 'bootout':
+            if self.jobs.pop(label, None) is None:
+                return 3, '', 'Boot-out failed: 3: No such process\n'
+            return 0, '', ''
+        if verb == 'kickstart':
+            assert argv[2] == '-k'
+            if label not in self.jobs:
+                return 113, '', 'Could not find service "%s" in domain for system\n' % label
+            self.jobs[label]['pid'] = self.spawn()
+            return 0, '', ''
+        raise AssertionError('unexpected command %r' % (argv,))
+
+    def pids(self):
+        return dict((label, job['pid']) for label, job in self.jobs.items())
+
+
+COMMANDS = (('temporal', ['server', 'start-dev', '--ui-port', '8233']), ('server', ['internal-server']),
+            ('agent-runner', []))
+
+
+def service_plan(tmp_path, manager):
+    """make_plan with three components under systemd (and stigmer.target) or launchd."""
+    plan = make_plan(tmp_path)
+    current = plan['trees'][0]['link']
+    units = tmp_path / ('system' if manager == 'systemd' else 'LaunchDaemons')
+    state = tmp_path / 'state'
+    plan.update(service_manager=manager, account={'user': OWNER, 'group': GROUP, 'home': str(state)},
+                leaves=[str(state / 'logs')])
+    plan['directories'] += [{'path': str(units), 'own': False}, {'path': str(state), 'own': True}]
+    plan['components'] = []
+    for name, command in COMMANDS:
+        program = ['%s/bin/%s' % (current, 'agent-runner' if name == 'agent-runner' else 'stigmer')] + command
+        env = str(tmp_path / 'config' / ('%s.env' % name))
+        if manager == 'systemd':
+            unit = 'stigmer-%s.service' % name
+            path = str(units / unit)
+            spec = None
+            content = '[Unit]\nPartOf=stigmer.target\n\n[Service]\nEnvironmentFile=%s\nExecStart=%s\n' % (
+                env, ' '.join(program))
+        else:
+            unit = 'io.stigmer.%s' % name
+            path = str(units / ('%s.plist' % unit))
+            content = None
+            spec = {'program_arguments': ['/bin/sh', '-c', '. "$0" && exec "$@"', env] + program,
+                    'user_name': OWNER, 'group_name': GROUP, 'working_directory': str(state),
+                    'stdout_path': str(state / 'logs' / (name + '.log')),
+                    'stderr_path': str(state / 'logs' / (name + '.log')), 'extra': {'ExitTimeOut': 30}}
+        plan['components'].append({'name': name, 'enabled': True, 'unit': unit, 'path': path,
+                                   'watch': [path, env, current], 'content': content, 'launchd': spec})
+    if manager == 'systemd':
+        plan['target'] = {'unit': 'stigmer.target', 'path': str(units / 'stigmer.target'),
+                          'content': '[Unit]\nWants=%s\n' % ' '.join(c['unit'] for c in plan['components'])}
+    return plan
+
+
+def compare_then_apply(plan, host, given):
+    """(compare's result, apply's result, the state-changing commands apply ran); compare ran none."""
+    done = len(host.changes())
+    compared = runtime(plan, host).compare()
+    assert host.changes()[done:] == []
+    applied = runtime(plan, host).apply(given)
+    assert applied['changes'] == compared['changes']      # the same sentences, in the same order
+    return compared, applied, host.changes()[done:]
+
+
+def fresh_layout(tmp_path, units):
+    prefix = tmp_path / 'prefix'
+    return ['create directory %s' % prefix, 'create directory %s/versions' % prefix,
+            'create directory %s' % (tmp_path / 'bin'), 'create directory %s' % (tmp_path / units),
+            'create directory %s' % (tmp_path / 'state'), 'create directory %s' % (tmp_path / 'state' / 'logs'),
+            'install stigmer v0.0.7 (it is not installed)',
+            'link %s -> %s/current/bin/stigmer' % (tmp_path / 'bin' / 'stigmer', prefix)]
+
+
+@pytest.fixture
+def systemd_host(tmp_path, monkeypatch):
+    plan = service_plan(tmp_path, 'systemd')
+    host = FakeSystemctl(plan)
+    monkeypatch.setattr(_runtime, 'process_start', host.process_start)
+    return plan, host
+
+
+def test_systemd_on_a_fresh_host_compare_is_what_apply_does(tmp_path, systemd_host):
+    plan, host = systemd_host
+    compared, applied, commands = compare_then_apply(plan, host, artifacts(tmp_path, 'v0.0.7'))
+    units = [c['unit'] for c in plan['components']]
+    assert compared['changes'] == fresh_layout(tmp_path, 'system') + [
+        'write %s' % c['path'] for c in plan['components']] + [
+        'write %s' % plan['target']['path'],
+        'reload the systemd units (daemon-reload)',
+        'enable %s, stigmer.target' % ', '.join(units),
+        'start temporal, server, agent-runner',
+        'write the install record %s' % plan['record']]
+    assert commands == [['systemctl', 'daemon-reload'], ['systemctl', 'enable'] + units + ['stigmer.target'],
+                        ['systemctl', 'start', 'stigmer.target'] + units]
+    assert applied['restarted'] == ['temporal', 'server', 'agent-runner']
+    assert sorted(host.pids) == sorted(units + ['stigmer.target'])
+    again = runtime(plan, host).compare()
+    assert again['changes'] == [] and host.changes() == commands
+
+
+def test_systemd_one_unit_change_compare_is_what_apply_does(tmp_path, systemd_host):
+    plan, host = systemd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    pids = dict(host.pids)
+    server = plan['components'][1]
+    server['content'] += 'Environment=LOG_LEVEL=debug\n'
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['write %s' % server['path'], 'reload the systemd units (daemon-reload)',
+                                   'restart server (changed in this run: %s)' % server['path']]
+    assert commands == [['systemctl', 'daemon-reload'], ['systemctl', 'restart', 'stigmer-server.service']]
+    assert applied['restarted'] == ['server']
+    assert dict(host.pids, **{'stigmer-server.service': pids['stigmer-server.service']}) == pids
+    assert host.pids['stigmer-server.service'] != pids['stigmer-server.service']
+    assert runtime(plan, host).compare()['changes'] == []
+
+
+def test_systemd_a_disabled_component_is_stopped_and_removed(tmp_path, systemd_host):
+    plan, host = systemd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    runner = plan['components'][2]
+    runner['enabled'] = False
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['stop and remove stigmer-agent-runner.service',
+                                   'reload the systemd units (daemon-reload)']
+    assert commands == [['systemctl', 'disable', '--now', 'stigmer-agent-runner.service'],
+                        ['systemctl', 'daemon-reload']]
+    assert not os.path.lexists(runner['path']) and 'stigmer-agent-runner.service' not in host.pids
+    assert runtime(plan, host).compare()['changes'] == []
+
+
+@pytest.fixture
+def launchd_host(tmp_path):
+    if os.path.exists('/proc/%d' % (FAKE_PID + 1)):
+        pytest.skip('pid %d exists' % (FAKE_PID + 1))
+    return service_plan(tmp_path, 'launchd'), FakeLaunchctl()
+
+
+def bootstrap(comp):
+    return [[LC, 'enable', 'system/' + comp['unit']], [LC, 'bootstrap', 'system', comp['path']]]
+
+
+def test_launchd_on_a_fresh_host_compare_is_what_apply_does(tmp_path, launchd_host):
+    plan, host = launchd_host
+    compared, applied, commands = compare_then_apply(plan, host, artifacts(tmp_path, 'v0.0.7'))
+    comps = plan['components']
+    assert compared['changes'] == fresh_layout(tmp_path, 'LaunchDaemons') + [
+        'write %s' % c['path'] for c in comps] + ['load %s' % c['unit'] for c in comps] + [
+        'write the install record %s' % plan['record']]
+    assert commands == sum((bootstrap(c) for c in comps), [])
+    assert applied['restarted'] == ['temporal', 'server', 'agent-runner']
+    for comp in comps:
+        assert host.jobs[comp['unit']]['plist'] == launchd.build_plist(comp['unit'], **comp['launchd'])
+        assert mode(comp['path']) == 0o644
+    assert runtime(plan, host).compare()['changes'] == [] and host.changes() == commands
+
+
+def test_launchd_a_plist_only_change_is_compared_and_applied_to_its_own_job(tmp_path, launchd_host):
+    plan, host = launchd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    pids = host.pids()
+    temporal = plan['components'][0]
+    temporal['launchd']['program_arguments'][-1] = '8234'      # a new Temporal UI port, nothing else
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['write %s' % temporal['path'],
+                                   'reload io.stigmer.temporal (changed in this run: %s)' % temporal['path']]
+    assert commands == [[LC, 'bootout', 'system/io.stigmer.temporal']] + bootstrap(temporal)
+    assert applied['restarted'] == ['temporal']
+    assert host.jobs['io.stigmer.temporal']['plist']['ProgramArguments'][-2:] == ['--ui-port', '8234']
+    assert dict(host.pids(), **{'io.stigmer.temporal': pids['io.stigmer.temporal']}) == pids
+    assert host.pids()['io.stigmer.temporal'] != pids['io.stigmer.temporal']
+    assert runtime(plan, host).compare()['changes'] == []
+    # The running state came from launchctl print and ps, as on a Mac.
+    assert ['ps', '-o', 'lstart=', '-p', str(pids['io.stigmer.server'])] in host.calls
+
+
+def test_launchd_a_formatting_only_plist_difference_is_no_change(tmp_path, launchd_host):
+    plan, host = launchd_host
+    runtime(plan, host).apply(artifacts(tmp_path, 'v0.0.7'))
+    path = plan['components'][1]['path']
+    with open(path, 'rb') as handle:
+        data = plistlib.load(handle)
+    with open(path, 'wb') as handle:
+        plistlib.dump(data, handle, fmt=plistlib.FMT_BINARY)
+    os.chmod(path, 0o644)
+    assert runtime(plan, host).compare()['changes'] == []
+    os.chmod(path, 0o664)    # launchd refuses a writable plist: rewritten, and the job reloaded from it
+    assert runtime(plan, host).compare()['changes'] == [
+        'write %s' % path, 'reload io.stigmer.server (changed in this run: %s)' % path]
+
+
+def backdate(paths, when):
+    for path in paths:
+        if os.path.lexists(path):
+            os.utime(path, (when, when), follow_symlinks=False)
+
+
+def test_launchd_a_stale_process_is_kickstarted_alone(tmp_path, launchd_host):
+    plan, host = launchd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    pids = host.pids()
+    server = plan['components'][1]
+    started = host.started[pids['io.stigmer.server']] = time.time() - 60
+    backdate(server['watch'], started - 60)
+    env = server['watch'][1]      # changed after the server started (by hand, or by a run that stopped)
+    os.makedirs(os.path.dirname(env))
+    with open(env, 'w') as handle:
+        handle.write('LOG_LEVEL=debug\n')
+    os.utime(env, (started + 30, started + 30))
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['restart server (started before %s changed)' % env]
+    assert commands == [[LC, 'kickstart', '-k', 'system/io.stigmer.server']]
+    assert dict(host.pids(), **{'io.stigmer.server': pids['io.stigmer.server']}) == pids
+    assert runtime(plan, host).compare()['changes'] == []
+
+
+def test_launchd_a_plist_newer_than_its_process_is_loaded_again(tmp_path, launchd_host):
+    # A run wrote the plist and stopped before it reloaded the job: kickstart would restart the old plist.
+    plan, host = launchd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    runner = plan['components'][2]
+    later = host.started[host.pids()[runner['unit']]] + 5
+    os.utime(runner['path'], (later, later))
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['reload %s (started before %s changed)' % (runner['unit'], runner['path'])]
+    assert commands == [[LC, 'bootout', 'system/' + runner['unit']]] + bootstrap(runner)
+
+
+def test_launchd_a_job_that_does_not_run_is_started_and_a_disabled_one_removed(tmp_path, launchd_host):
+    plan, host = launchd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    host.jobs['io.stigmer.server']['pid'] = None
+    runner = plan['components'][2]
+    runner['enabled'] = False
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['stop and remove io.stigmer.agent-runner', 'start server']
+    assert commands == [[LC, 'bootout', 'system/io.stigmer.agent-runner'],
+                        [LC, 'kickstart', '-k', 'system/io.stigmer.server']]
+    assert not os.path.lexists(runner['path']) and runner['unit'] not in host.jobs
+    assert host.jobs['io.stigmer.server']['pid']
+    assert runtime(plan, host).compare()['changes'] == []
+
+
+@pytest.mark.parametrize('manager, offset, restarted', [
+    ('systemd', 0.4, True),      # Linux start times are exact: a change 0.4 s after the start is newer
+    ('systemd', -0.4, False),
+    ('launchd', 0.4, False),     # macOS's are to the second: within the slack
+    ('launchd', 1.4, True),
+])
+def test_start_slack_applies_under_launchd_only(tmp_path, monkeypatch, manager, offset, restarted):
+    plan = service_plan(tmp_path, manager)
+    host = FakeSystemctl(plan) if manager == 'systemd' else FakeLaunchctl()
+    if manager == 'systemd':
+        monkeypatch.setattr(_runtime, 'process_start', host.process_start)
+    runtime(plan, host).apply(artifacts(tmp_path, 'v0.0.7'))
+    server = plan['components'][1]
+    pid = host.pids[server['unit']] if manager == 'systemd' else host.pids()[server['unit']]
+    start = float(int(time.time()) - 10)   # a whole second, which ps reports as it is
+    host.started[pid] = start
+    backdate(server['watch'], start - 5)
+    env = server['watch'][1]
+    os.makedirs(os.path.dirname(env))
+    with open(env, 'w') as handle:
+        handle.write('A=1\n')
+    os.utime(env, (start + offset, start + offset))
+    expected = ['restart server (started before %s changed)' % env] if restarted else []
+    assert runtime(plan, host).compare()['changes'] == expected

@@ -85,7 +85,59 @@ def test_healthy_fleet_on_the_expected_version(tmp_path, capsys):
     assert os.listdir(str(tmp_path)) == ['fleet-report.json']
     code, result = run(capsys, tmp_path, hosts, expected_version='0.2.0', formats=['json'])
     assert result['ok'] is False and result['changed'] is True
-    assert result['problems'][0] == 'web-1: drift: CLI v0.1.0, expected v0.2.0'
+    assert result['problems'][0] == 'web-1: drift: asked v0.2.0, found v0.1.0'
+
+
+def test_a_fleet_uniformly_on_the_wrong_version_is_not_ok(tmp_path, capsys):
+    hosts = [dict(entry, info=info('0.0.7')) for entry in fleet()[:3]]
+    code, result = run(capsys, tmp_path, hosts)
+    assert code == 0 and result['ok'] is True  # nothing asked: uniform is healthy
+    code, result = run(capsys, tmp_path, hosts, expected_version='v0.1.0')
+    assert code == 0 and result['ok'] is False and result['summary']['ok'] is False
+    assert [r['state'] for r in result['rows']] == ['drift'] * 3
+    assert result['summary']['fleet_version'] == result['summary']['expected_version'] == '0.1.0'
+    assert result['problems'] == ['%s: drift: asked v0.1.0, found v0.0.7' % name for name in ('web-1', 'web-2', 'web-3')]
+    assert result['table'][-1] == 'NOT OK: expected version v0.1.0, 3 hosts: 3 drift'
+    document = json.loads((tmp_path / 'fleet-report.json').read_text())
+    assert document['expected_version'] == '0.1.0' and document['ok'] is False
+
+
+def test_one_unreadable_host_result_fails_only_that_host(tmp_path, capsys):
+    good = fleet()[0]
+    hosts = [
+        good,
+        dict(good, host='bad-problems', info=dict(info(), problems=5)),
+        dict(good, host='bad-info', info='stigmer is installed'),
+        dict(good, host='bad-health', health='SERVING'),
+        dict(good, host='bad-types', info=dict(info(), installed='yes'), health=dict(HEALTHY, healthy=1)),
+        dict(good, host='json-info', info=json.dumps(info())),
+        dict(good, host='empty-health', health=''),
+    ]
+    code, result = run(capsys, tmp_path, hosts, expected_version='v0.1.0')
+    assert code == 0 and not result.get('failed'), result.get('msg')
+    assert [(r['host'], r['state']) for r in result['rows']] == [
+        ('web-1', 'healthy'), ('bad-problems', 'failed'), ('bad-info', 'failed'), ('bad-health', 'failed'),
+        ('bad-types', 'failed'), ('json-info', 'healthy'), ('empty-health', 'unhealthy')]
+    reasons = dict((r['host'], r['reasons']) for r in result['rows'])
+    assert reasons['bad-problems'] == ['the stigmer_info result could not be read: problems is int, not a list']
+    assert reasons['bad-info'] == ['the stigmer_info result could not be read: it is str, not a mapping']
+    assert reasons['bad-health'] == ['the stigmer_health result could not be read: it is str, not a mapping']
+    assert reasons['bad-types'] == ['the stigmer_info result could not be read: installed is str, not a boolean',
+                                    'the stigmer_health result could not be read: healthy is int, not a boolean']
+    assert reasons['empty-health'] == ['no health result']
+    assert result['summary']['counts']['failed'] == 4 and sorted(files(tmp_path)) == NAMES
+
+
+def test_host_text_reaches_no_output_with_terminal_escapes(tmp_path, capsys):
+    hostile = '\x1b[31mdown\x1b[0m \x1b]8;;https://evil.example/\x07click\x1b]8;;\x07 \x9b2J\x00'
+    hosts = [dict(fleet()[0], host='web-1\x1b[2J', health=dict(HEALTHY, healthy=False, msg=hostile))]
+    code, result = run(capsys, tmp_path, hosts)
+    assert code == 0
+    assert result['rows'][0]['host'] == 'web-1' and result['rows'][0]['reasons'] == ['down click']
+    for text in ['\n'.join(result['table'])] + [data.decode('utf-8') for data in files(tmp_path).values()]:
+        assert not any(c in text for c in '\x1b\x9b\x07\x00') and 'u001b' not in text
+    code, result = run(capsys, tmp_path, [hosts[0], hosts[0]])
+    assert code == 1 and result['msg'] == 'hosts[1]: web-1 is listed more than once'
 
 
 def test_check_mode_writes_nothing(tmp_path, capsys):
@@ -153,6 +205,11 @@ def test_documentation_matches_argument_spec():
         assert option['type'] == spec['hosts']['options'][name]['type'], name
         assert bool(option.get('required')) == bool(spec['hosts']['options'][name].get('required')), name
     assert doc['options']['formats']['elements'] == spec['formats']['elements'] == 'str'
+    assert doc['options']['expected_version']['version_added'] == '0.1.0'
+    assert doc['options']['expected_version']['type'] == spec['expected_version']['type'] == 'str'
+    assert 'asked v0.1.0, found v0.0.7' in ' '.join(doc['options']['expected_version']['description'])
+    # A result that is not a mapping is that host's failure, not a failed argument check of the whole report.
+    assert spec['hosts']['options']['info']['type'] == spec['hosts']['options']['health']['type'] == 'raw'
     assert set(returned) == {'ok', 'problems', 'table', 'files', 'summary', 'rows'}
     assert set(returned['rows']['contains']) == {'host', 'platform', 'state', 'cli_version', 'agent_runner_version',
                                                  'temporal_version', 'services', 'health', 'reasons'}

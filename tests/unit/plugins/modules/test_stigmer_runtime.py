@@ -11,7 +11,12 @@ import os
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_runtime
-from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_runtime import GROUP, OWNER, make_plan
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_runtime import (
+    GROUP,
+    OWNER,
+    artifacts,
+    make_plan,
+)
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 
 SECRET = 'STIGMER-TEST-SECRET-8d2f61c0a9'
@@ -41,6 +46,18 @@ def test_compare_reports_changed_only_in_check_mode_and_diff_only_with_diff(tmp_
     assert code == 0 and compared['changed'] is False and 'diff' not in compared
     assert compared['changes'] == checked['changes'] and compared['needs'] == checked['needs']
     assert os.listdir(str(tmp_path)) == []  # compare made nothing, in check mode or not
+
+
+def test_apply_reports_what_compare_in_check_mode_reported(tmp_path, capsys):
+    plan = make_plan(tmp_path)
+    given = list(artifacts(tmp_path, 'v0.0.7').values())
+    code, dummy, checked = run_module({'plan': plan, '_ansible_check_mode': True}, capsys)
+    assert code == 0 and checked['changed'] is True
+    code, dummy, applied = run_module({'plan': plan, 'action': 'apply', 'artifacts': given}, capsys)
+    assert code == 0 and applied['changed'] is True
+    assert applied['changes'] == checked['changes']
+    code, dummy, again = run_module({'plan': plan, '_ansible_check_mode': True}, capsys)
+    assert again['changed'] is False and again['changes'] == []
 
 
 def test_other_actions_in_check_mode_change_nothing(tmp_path, capsys):
