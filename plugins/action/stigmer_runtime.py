@@ -33,8 +33,8 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        artifacts = host_artifacts(args.get('artifacts'))
         try:
+            artifacts = host_artifacts(args.get('artifacts'))
             if args.get('action', 'compare') in ('compare', 'apply') and 'environment_files' not in args:
                 try:
                     args['environment_files'] = plan_from_vars(self._templar, task_vars).environment_files()
@@ -70,9 +70,14 @@ def host_artifacts(given):
     """{name, path, sha256} of each artifact: stigmer_artifact's registered loop results pass whole."""
     out = []
     for item in given or []:
+        if not isinstance(item, dict):
+            raise AnsibleActionFail('each artifact must be a mapping with name, path and sha256')
         if 'item' in item:
             if item.get('skipped') or 'sha256' not in item:
                 continue
             item = {'name': item['item']['name'], 'path': item['path'], 'sha256': item['sha256']}
+        missing = [k for k in ('name', 'path', 'sha256') if not item.get(k)]
+        if missing:
+            raise AnsibleActionFail('artifact %s lacks %s' % (item.get('name', '?'), ', '.join(missing)))
         out.append({'name': item['name'], 'path': item['path'], 'sha256': item['sha256']})
     return out

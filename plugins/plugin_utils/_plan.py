@@ -12,6 +12,7 @@ report_components() are what stigmer_health and stigmer_info receive.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -316,6 +317,8 @@ def components_for(s, derived, layout, os_data):
     allowed = s['stigmer_server_allowed_networks']
     # The server reaches an external Temporal given by address; a host name cannot go into IPAddressAllow=.
     external = [derived['temporal_host']] if not temporal_on and is_ip(derived['temporal_host']) else []
+    # A Temporal bound to an address of the host's own (not loopback) is reached through that address.
+    own = [s['stigmer_temporal_ip']] if temporal_on and not ipaddress.ip_address(s['stigmer_temporal_ip']).is_loopback else []
     temporal_cmd = [layout.dot + '/bin/temporal', 'server', 'start-dev', '--ip', s['stigmer_temporal_ip'],
                     '--port', str(s['stigmer_temporal_port']), '--ui-port', str(s['stigmer_temporal_ui_port']),
                     '--db-filename', layout.dot + '/temporal-data/temporal.db']
@@ -323,12 +326,12 @@ def components_for(s, derived, layout, os_data):
     if s['stigmer_temporal_namespace'] != 'default':
         temporal_cmd += ['--namespace', s['stigmer_temporal_namespace']]
     table = {
-        'temporal': dict(enabled=temporal_on, requires=[], command=temporal_cmd, allow_ips=['localhost'],
+        'temporal': dict(enabled=temporal_on, requires=[], command=temporal_cmd, allow_ips=['localhost'] + own,
                          ports=[s['stigmer_temporal_port']]),
         'server': dict(enabled=True, requires=['temporal'] if temporal_on else [],
                        command=[layout.current + '/bin/stigmer', 'internal-server'],
-                       allow_ips=None if 'any' in allowed else ['localhost'] + [a for a in allowed if a != 'localhost']
-                       + external, ports=[s['stigmer_server_port']]),
+                       allow_ips=None if 'any' in allowed else ['localhost'] + own
+                       + [a for a in allowed if a != 'localhost'] + external, ports=[s['stigmer_server_port']]),
         'workflow-runner': dict(enabled=s['stigmer_workflow_runner_enabled'], requires=['server'],
                                 command=[layout.current + '/bin/stigmer', 'internal-workflow-runner'],
                                 allow_ips=None, ports=[]),

@@ -22,14 +22,18 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 _SPEC_KEYS = ('type', 'elements', 'choices', 'required', 'no_log', 'options', 'aliases')
 
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
-_ACCOUNT = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,31}$')
+_ACCOUNT = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]{0,31}')
 _HOSTNAME = re.compile(r'^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
                        r'(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')
-_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 # Values that end up in a unit file, a plist or on a command line: no control characters there.
 UNIT_VALUES = ('stigmer_temporal_namespace', 'stigmer_temporal_ip', 'stigmer_temporal_address',
                'stigmer_service_user', 'stigmer_service_group', 'stigmer_server_address')
+# Paths on the managed host: never expanded with the controller's ~ or $VARS.
 PATHS = ('stigmer_prefix', 'stigmer_bin_dir', 'stigmer_state_dir')
+INTEGERS = ('stigmer_keep_versions', 'stigmer_health_timeout', 'stigmer_health_settle')
+# URLs that may carry user:pass@: the tasks get them whole, the printed settings without the password.
+URLS = ('stigmer_mirror_url', 'stigmer_temporal_mirror_url')
 PORTS = ('stigmer_temporal_port', 'stigmer_temporal_ui_port', 'stigmer_server_port')
 
 
@@ -43,6 +47,8 @@ def validator_spec(options):
     spec = {}
     for name, option in (options or {}).items():
         entry = dict((k, option[k]) for k in _SPEC_KEYS if k in option)
+        if name in PATHS:
+            entry['type'] = 'str'
         if 'options' in entry:
             entry['options'] = validator_spec(entry['options'])
         spec[name] = entry
@@ -63,7 +69,8 @@ def normalise(options, raw):
     """{variable: value of its declared type} for every option of the spec.
 
     raw holds the variables as Ansible rendered them (any may be a string). A variable that is
-    not set keeps None. Raises SettingsError naming every variable that cannot be converted.
+    not set keeps None. Raises SettingsError naming every variable that cannot be converted (the
+    values of no_log variables are masked in the message).
     """
     spec = validator_spec(options)
     params = dict((name, raw[name]) for name in spec if raw.get(name) is not None)
@@ -98,8 +105,12 @@ def port(name, value):
 
 
 def absolute_path(name, value):
-    """An absolute path without '.', '..' or doubled slashes, and without control characters."""
+    """An absolute path without '.', '..' or doubled slashes, and without control characters,
+    backslashes or blanks at either end (a unit file would read them otherwise)."""
     unit_safe(name, value)
+    if not isinstance(value, str) or '\\' in value or value != value.strip():
+        raise SettingsError('%s must be an absolute path without backslashes or blanks at its ends, such as '
+                            '/opt/stigmer.' % name)
     if not value.startswith('/') or os.path.normpath(value) != value.rstrip('/') or value.startswith('//'):
         raise SettingsError('%s must be an absolute, normalised path such as /opt/stigmer (no "..", "." or '
                             'doubled slashes).' % name)
@@ -159,7 +170,7 @@ def environment_problems(environments):
     bad = set()
     for env in environments:
         for key, value in env.items():
-            if not _ENV_NAME.match(str(key)) or "'" in str(value) or _CONTROL.search(str(value)):
+            if not _ENV_NAME.fullmatch(str(key)) or "'" in str(value) or _CONTROL.search(str(value)):
                 bad.add(str(key))
     return sorted(bad)
 
@@ -173,12 +184,16 @@ def check(s):
     for name in PORTS:
         port(name, s[name])
     for name in PATHS:
-        if s[name]:
-            s[name] = absolute_path(name, s[name])
+        # Only the state directory may be empty (the platform's default).
+        if s[name] or name != 'stigmer_state_dir':
+            s[name] = absolute_path(name, s[name] or '')
+    for name in INTEGERS:
+        if not isinstance(s[name], int) or isinstance(s[name], bool):
+            raise SettingsError('%s must be a whole number.' % name)
     for name in UNIT_VALUES:
         unit_safe(name, s[name])
     for name in ('stigmer_service_user', 'stigmer_service_group'):
-        if not _ACCOUNT.match(s[name] or ''):
+        if not _ACCOUNT.fullmatch(s[name] or ''):
             raise SettingsError('%s must be an account name (letters, digits, "_", "-", ".", not starting with a '
                                 'digit or "-").' % name)
     if not s['stigmer_temporal_namespace']:
@@ -257,7 +272,13 @@ def read_role_settings(templar, task_vars, entry_point='main'):
     return settings, check(settings)
 
 
+def without_password(url):
+    """A URL with the password of its user:pass@ replaced, for printing."""
+    match = re.match(r'^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@(.*)$', url or '')
+    return '%s:********@%s' % match.groups() if match else url
+
+
 def public(settings, options=None):
-    """The settings without their secrets (no_log options): what tasks may read and print."""
+    """The settings without their secrets (no_log options, passwords in URLs): what tasks may read and print."""
     hidden = set(secret_names(options or role_options()))
-    return dict((k, v) for k, v in settings.items() if k not in hidden)
+    return dict((k, without_password(v) if k in URLS else v) for k, v in settings.items() if k not in hidden)
