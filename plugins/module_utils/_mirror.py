@@ -32,13 +32,13 @@ from ansible_collections.stigmer.runtime.plugins.module_utils import http
 from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
     DEFAULT_API_URL,
     ArtifactError,
-    _Lock,
+    artifact_lock,
     ensure_artifact,
     fetch_checksum_file,
     hash_if_present,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
 from ansible_collections.stigmer.runtime.plugins.module_utils.install import is_temp_name
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
@@ -450,7 +450,7 @@ def mirror_releases(dest, repo, versions=('latest',), components=DEFAULT_COMPONE
         return _bring_up_to_date(run, tags, resolved, components, platforms)
     make_dirs(dest)
     # One run at a time per mirror: manifest.json is read, merged and written back.
-    with _Lock(dest, MANIFEST, run.lock_dir):
+    with artifact_lock(dest, MANIFEST, run.lock_dir):
         remove_stale_temps(dest)
         return _bring_up_to_date(run, tags, resolved, components, platforms)
 

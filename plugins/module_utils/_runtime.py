@@ -29,18 +29,26 @@ Trust rules (docs/architecture.md):
 """
 
 import contextlib
-import errno
-import fcntl
 import grp
 import json
 import os
 import pwd
-import shutil
 import stat
 import time
 
 from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import ChecksumError, normalize_sha256
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
+    HostError,
+    Lock as HostLock,
+    atomic_write,
+    lstat_or_none,
+    other_homes,
+    read_nofollow,
+    refused_location,
+    remove_entry,
+    set_owner_mode,
+    unsafe_ancestor,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import (
     ServiceStateError,
     launchd_state,
@@ -87,47 +95,13 @@ START_SLACK = 1.0
 SYSTEMCTL = 'systemctl'
 SHOW = ['Id', 'LoadState', 'ActiveState', 'SubState', 'MainPID', 'UnitFileState', 'NeedDaemonReload']
 
-# Never a prefix or a state directory: deleting or re-owning one of these breaks the host.
-SYSTEM_DIRS = frozenset([
-    '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/media', '/mnt', '/opt',
-    '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/bin', '/usr/include', '/usr/lib',
-    '/usr/libexec', '/usr/local', '/usr/local/bin', '/usr/local/lib', '/usr/local/sbin', '/usr/local/share',
-    '/usr/sbin', '/usr/share', '/var', '/var/cache', '/var/lib', '/var/log', '/var/run', '/var/tmp',
-    '/Applications', '/Library', '/Library/LaunchDaemons', '/System', '/Users', '/Volumes', '/cores',
-    '/private', '/private/etc', '/private/tmp', '/private/var', '/opt/homebrew', '/nix',
-])
-
-
-class PlanError(Exception):
-    """The plan cannot be compared or applied; the message names the cause and the fix."""
+# The host layer refuses with the same exception the plan does: one class for the module to catch.
+PlanError = HostError
 
 
 # ---------------------------------------------------------------------------
 # Pure decisions
 # ---------------------------------------------------------------------------
-
-def refused_location(path, homes=()):
-    """Why path may not be a prefix or state directory the collection owns, or None."""
-    if not isinstance(path, str) or not path.startswith('/'):
-        return 'it is not an absolute path'
-    norm = os.path.normpath(path)
-    if norm.startswith('//'):
-        norm = '/' + norm.lstrip('/')
-    if norm in SYSTEM_DIRS:
-        return 'it is a system directory'
-    if norm in homes:
-        return "it is a user's home directory"
-    return None
-
-
-def other_homes(account=None):
-    """Home directories of every account but the service account (whose home is the state dir)."""
-    homes = set()
-    for entry in pwd.getpwall():
-        if entry.pw_name != account and entry.pw_dir and entry.pw_dir != '/':
-            homes.add(os.path.normpath(entry.pw_dir))
-    return homes
-
 
 def check_locations(locations, account=None, homes=None):
     """Raise PlanError naming each refused (variable, path) before anything is touched."""
@@ -240,46 +214,6 @@ def diff_text(state):
 # File system, never following links
 # ---------------------------------------------------------------------------
 
-def lstat_or_none(path):
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def open_dir(path):
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
-
-
-def remove_entry(path):
-    """Remove path without following it: a link or file is unlinked, a directory deleted below."""
-    st = lstat_or_none(path)
-    if st is None:
-        return False
-    if stat.S_ISDIR(st.st_mode):
-        if not shutil.rmtree.avoids_symlink_attacks:
-            raise PlanError('this Python cannot delete %s without following links; remove it by hand' % path)
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-    return True
-
-
-def unsafe_ancestor(path):
-    """The first existing ancestor of path that someone other than root could change, or None."""
-    parts = os.path.normpath(path).split('/')[1:-1]
-    current = '/'
-    for part in [''] + parts:
-        current = os.path.join(current, part) if part else current
-        try:
-            st = os.stat(current)
-        except FileNotFoundError:
-            return None
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            return '%s (owner uid %d, mode %o)' % (current, st.st_uid, stat.S_IMODE(st.st_mode))
-    return None
-
-
 class Changes(object):
     """What a run changed or would change, and the paths it touched."""
 
@@ -330,16 +264,6 @@ def ensure_directory(path, uid, gid, mode, enforce, changes):
             set_owner_mode(path, uid, gid, mode)
 
 
-def set_owner_mode(path, uid, gid, mode):
-    """Owner and mode of the directory at path, through an O_NOFOLLOW descriptor."""
-    fd = open_dir(path)
-    try:
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-
-
 def make_parents(path, uid, gid):
     """Create the missing ancestors of a planned directory (such as ~/.local/share), 0755 uid:gid."""
     if lstat_or_none(path) is not None or path in ('', '/'):
@@ -360,23 +284,6 @@ def ensure_link(path, target, uid, gid, changes):
         remove_entry(path)
     switch_link(path, target)
     os.lchown(path, uid, gid)
-
-
-def read_nofollow(path, limit=1 << 20):
-    """(bytes, stat) of a regular file, or (None, None) when absent or not a regular file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
-            return None, None
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, None
-        return os.read(fd, limit + 1), st
-    finally:
-        os.close(fd)
 
 
 def ensure_file(path, data, uid, gid, mode, changes, same=None):
@@ -431,37 +338,11 @@ def process_start(pid, run=None):
         return None
 
 
-class Lock(object):
-    """An exclusive flock on <dir>/.lock, waited for up to timeout seconds."""
+class Lock(HostLock):
+    """The run lock of one install: an flock on <prefix>/.lock, waited for up to timeout seconds."""
 
     def __init__(self, directory, timeout, sleep=time.sleep):
-        self.path = os.path.join(directory, LOCK_NAME)
-        self.timeout = timeout
-        self.sleep = sleep
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
-        deadline = time.time() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() >= deadline:
-                    holder = os.pread(self.fd, 64, 0).decode('ascii', 'replace').strip() or 'unknown'
-                    os.close(self.fd)
-                    raise PlanError('Another stigmer.runtime run (pid %s) holds the lock %s and did not release it '
-                                    'within %d s. Wait for it to finish, then run again; if no run is active, the '
-                                    'lock is free and this message will not repeat.' % (holder, self.path, self.timeout))
-                self.sleep(0.5)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode('ascii'), 0)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-        return False
+        super(Lock, self).__init__(os.path.join(directory, LOCK_NAME), timeout, sleep)
 
 
 class Systemd(object):

@@ -26,7 +26,6 @@ Rules this file exists to keep:
 """
 
 import errno
-import fcntl
 import glob
 import hashlib
 import os
@@ -45,7 +44,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     parse_checksum_file,
     sha256_file,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import Lock, atomic_write
 
 CHUNK_SIZE = 256 * 1024
 MAX_CHECKSUM_BYTES = 1024 * 1024
@@ -199,32 +198,13 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-class _Lock(object):
-    """Exclusive flock on <lock_dir>/<name>.lock, lock_dir being dest_dir/.locks unless given (blocks until it is ours).
+def artifact_lock(dest_dir, name, lock_dir=None):
+    """The host layer's lock on <lock_dir>/<name>.lock, lock_dir being dest_dir/.locks unless given.
 
-    flock locks belong to the open file, so separate opens conflict across
-    processes and threads alike. Lock files are never deleted: removing one
-    while another process waits on it would let a third take a fresh lock.
+    It blocks until it is ours: forks downloading one artifact wait for each other, however long
+    the download takes. The lock directory is created 0700 on entry.
     """
-
-    def __init__(self, dest_dir, name, lock_dir=None):
-        self.path = os.path.join(lock_dir or os.path.join(dest_dir, LOCK_DIR), '%s.lock' % name)
-        self._handle = None
-
-    def __enter__(self):
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self._handle = open(self.path, 'a')
-        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info):
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            finally:
-                handle.close()
-        return False
+    return Lock(os.path.join(lock_dir or os.path.join(dest_dir, LOCK_DIR), '%s.lock' % name), parent_mode=0o700)
 
 
 # ---------------------------------------------------------------- network
@@ -542,7 +522,7 @@ def ensure_artifact(name, url, dest_dir, checksum_url=None, checksum_name=None, 
             ensure_private_dir(dest_dir)
         else:
             os.makedirs(dest_dir, exist_ok=True)
-        lock = _Lock(dest_dir, name, lock_dir)
+        lock = artifact_lock(dest_dir, name, lock_dir)
     except OSError as exc:
         raise ArtifactError('cannot create %s: %s' % (dest_dir, exc.strerror or exc))
     with lock:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one place release asset names are spelled."""
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError, normalize_tag, tag_to_version
+from ansible_collections.stigmer.runtime.plugins.module_utils.version import normalize_tag, tag_to_version
 
 # {tag} is 'v1.2.3', {version} is '1.2.3', {asset} is the asset's own name;
 # 'label' names the component in messages.
@@ -34,13 +34,6 @@ COMPONENTS = {
         'label': 'temporal CLI',
     },
 }
-
-_MAX_LISTED = 30
-
-
-class AssetNotFoundError(Exception):
-    """A release lacks an asset this host needs."""
-
 
 def _component(component):
     try:
@@ -86,81 +79,3 @@ def install_shape(component):
 def component_label(component):
     """How messages name a component ('stigmer CLI', 'agent-runner', 'temporal CLI')."""
     return _component(component)['label']
-
-
-def _names(assets):
-    """Asset names from a list of names, API asset dicts, or a name->info dict."""
-    names = []
-    for item in assets or ():
-        if isinstance(item, dict):
-            item = item.get('name')
-        if item:
-            names.append(item)
-    return names
-
-
-def release_platforms(asset_names, tag):
-    """Sorted 'os-arch' list for which a release has both the CLI archive and the agent-runner.
-
-    asset_names may be names, API asset dicts or a dict keyed by name.
-    """
-    tag = normalize_tag(tag)
-    names = set(_names(asset_names))
-    prefix = 'stigmer-%s-' % tag
-    suffix = '.tar.gz'
-    platforms = set()
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(suffix)):
-            continue
-        plat = name[len(prefix):-len(suffix)]
-        parts = plat.split('-')
-        if len(parts) != 2 or not all(parts):
-            continue
-        # The agent-runner must match the CLI: a platform without it is not served.
-        if asset_name('agent-runner', tag, parts[0], parts[1]) in names:
-            platforms.add(plat)
-    return sorted(platforms)
-
-
-available_platforms = release_platforms
-
-
-def select_asset(assets, name, tag, platform=None, offered=None):
-    """Return assets[name] or raise AssetNotFoundError explaining what the release does offer.
-
-    assets is a dict name -> asset info (a list of API asset dicts is also
-    accepted). offered is the release's platform list; when None it is
-    computed with release_platforms().
-    """
-    if not isinstance(assets, dict):
-        assets = dict((item['name'], item) for item in assets or () if isinstance(item, dict) and item.get('name'))
-    if name in assets:
-        return assets[name]
-
-    if offered is None:
-        try:
-            offered = release_platforms(assets, tag)
-        except VersionError:
-            offered = []
-    offered = sorted(offered)
-    where = ' for %s' % platform if platform else ''
-    message = 'release %s has no asset %s%s; ' % (tag, name, where)
-    if platform and platform in offered:
-        # The platform is there, so the release itself is incomplete.
-        message += 'it offers %s but looks incomplete; its assets are: %s.' % (platform, _listing(assets))
-    elif offered:
-        message += 'it offers %s.' % ', '.join(offered)
-    else:
-        # Nothing recognisable (e.g. a Temporal release): show what is there.
-        message += 'its assets are: %s.' % _listing(assets)
-    if platform and platform not in offered:
-        message += ' Pin a release that has %s or exclude this host.' % platform
-    raise AssetNotFoundError(message)
-
-
-def _listing(assets):
-    listed = sorted(assets)
-    shown = ', '.join(listed[:_MAX_LISTED]) or 'none'
-    if len(listed) > _MAX_LISTED:
-        shown += ', ... (%d more)' % (len(listed) - _MAX_LISTED)
-    return shown

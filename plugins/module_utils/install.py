@@ -22,7 +22,6 @@ import os
 import posixpath
 import pwd
 import secrets
-import shutil
 import stat
 import subprocess
 import tarfile
@@ -40,7 +39,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     normalize_sha256,
     sha256_file,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import TMP_MARK, atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, remove_entry
 from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
 
@@ -489,16 +488,6 @@ def temp_leftovers(root, link):
     return sorted(found)
 
 
-def remove_path(path):
-    if os.path.islink(path) or not os.path.isdir(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    else:
-        shutil.rmtree(path)
-
-
 def write_bytes(path, data, mode):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, 'wb') as handle:
@@ -584,7 +573,7 @@ def place_archive(source, staged_bin, scratch):
             raise InstallError('%s from %s clashes with an executable of another source' % (name, src))
         os.rename(os.path.join(scratch, name), target)
         placed.append(name)
-    remove_path(scratch)
+    remove_entry(scratch)
     return placed
 
 
@@ -677,7 +666,7 @@ def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check
                 raise InstallError(unchanged % (version, problem))
         return staged
     except BaseException:
-        remove_path(staged)
+        remove_entry(staged)
         raise
 
 
@@ -693,7 +682,7 @@ def put_in_place(root, version, staged):
             # Put the old copy back: a broken version beats no version for a live link.
             os.rename(aside, final)
             raise
-        remove_path(aside)
+        remove_entry(aside)
     else:
         os.rename(staged, final)
     return final
@@ -706,7 +695,7 @@ def switch_link(link, value):
     try:
         os.replace(tmp, link)
     except BaseException:
-        remove_path(tmp)
+        remove_entry(tmp)
         raise
 
 
@@ -806,7 +795,7 @@ def ensure_version(root, version, sources, link, files=None, checks=None, platfo
             put_in_place(root, version, staged)
         finally:
             if os.path.lexists(staged):
-                remove_path(staged)
+                remove_entry(staged)
         result['installed'] = True
 
     if need_switch:
@@ -820,7 +809,7 @@ def ensure_version(root, version, sources, link, files=None, checks=None, platfo
         result['switched'] = True
 
     for path in temp_leftovers(root, link):
-        remove_path(path)
+        remove_entry(path)
         result['cleaned'].append(path)
     doomed = plan_prune(version_dirs(root), keep, set([version, active]) - set([None]))
     # Re-read the link right before deleting: never remove what it points at.
@@ -828,7 +817,7 @@ def ensure_version(root, version, sources, link, files=None, checks=None, platfo
     for name in doomed:
         if name in (live, version):
             continue
-        remove_path(os.path.join(root, name))
+        remove_entry(os.path.join(root, name))
         result['pruned'].append(name)
 
     result['files'] = bin_names(read_manifest(vdir))

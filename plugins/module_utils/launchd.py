@@ -15,7 +15,7 @@ import os
 import plistlib
 import time
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
 
 LAUNCHCTL = '/bin/launchctl'
 DSCL = '/usr/bin/dscl'

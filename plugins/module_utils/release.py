@@ -46,7 +46,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
     ChecksumError,
     normalize_sha256,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.fileio import atomic_write
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
 from ansible_collections.stigmer.runtime.plugins.module_utils.version import (
     VersionError,
     is_prerelease,
@@ -78,7 +78,7 @@ _LATEST_LOCATION_RE = re.compile(r'/releases/tag/(?P<tag>[^/?#]+)/?$')
 _LINK_RE = re.compile(r'<(?P<url>[^>]*)>(?P<params>[^,<]*)')
 _REL_RE = re.compile(r'(?:^|;)\s*rel\s*=\s*"?(?P<rel>[^";]*)"?', re.IGNORECASE)
 
-_CONNECT_HINT = ('check stigmer_github_url / stigmer_api_url, set stigmer_mirror_url to use an internal '
+_CONNECT_HINT = ('check stigmer_github_url / stigmer_github_api_url, set stigmer_mirror_url to use an internal '
                  'mirror, or configure a proxy (https_proxy) for the host that downloads')
 
 
@@ -470,7 +470,7 @@ def _api_get(ctx, url, not_found, cached=None):
     try:
         data = json.loads((body or b'').decode('utf-8'))
     except ValueError:
-        raise ctx.error('unexpected answer from %s: not JSON; is stigmer_api_url (%s) a GitHub API?'
+        raise ctx.error('unexpected answer from %s: not JSON; is stigmer_github_api_url (%s) a GitHub API?'
                         % (http.redact_url(url), ctx.api_url))
     return data, response_headers
 
@@ -578,7 +578,7 @@ def _read_release_list(ctx):
         if not http.same_origin(url, ctx.api_url):
             # The token goes to the origin of the URL asked for: never to another host.
             raise ctx.error('the GitHub API at %s points the next page of the release list to another host (%s); '
-                            'check stigmer_api_url' % (ctx.api_url, http.redact_url(url)))
+                            'check stigmer_github_api_url' % (ctx.api_url, http.redact_url(url)))
     return releases, from_cache, True
 
 

@@ -68,11 +68,6 @@ def parse_semver(text):
     return core + ((0, tuple(_identifier_key(part) for part in prerelease.split('.'))),)
 
 
-def sort_key(tag):
-    """Sort key for tags and versions; same as parse_semver."""
-    return parse_semver(tag)
-
-
 def is_prerelease(tag):
     """True when the tag carries a pre-release suffix such as -rc.1."""
     return _match(tag).group('prerelease') is not None

@@ -109,12 +109,13 @@ def absolute_path(name, value):
     backslashes or blanks at either end (a unit file would read them otherwise)."""
     unit_safe(name, value)
     if not isinstance(value, str) or '\\' in value or value != value.strip():
-        raise SettingsError('%s must be an absolute path without backslashes or blanks at its ends, such as '
-                            '/opt/stigmer.' % name)
-    if not value.startswith('/') or os.path.normpath(value) != value.rstrip('/') or value.startswith('//'):
-        raise SettingsError('%s must be an absolute, normalised path such as /opt/stigmer (no "..", "." or '
-                            'doubled slashes).' % name)
-    return value.rstrip('/') or '/'
+        raise SettingsError('%s is %r: it must be an absolute path without backslashes or blanks at its ends, '
+                            'such as /opt/stigmer.' % (name, value))
+    trimmed = value.rstrip('/')
+    if not value.startswith('/') or value.startswith('//') or not trimmed or os.path.normpath(trimmed) != trimmed:
+        raise SettingsError('%s is %r: it must be an absolute, normalised path such as /opt/stigmer (no "..", "." '
+                            'or doubled slashes).' % (name, value))
+    return trimmed
 
 
 def ip_address(name, value):
@@ -225,8 +226,8 @@ def check(s):
                                 'Set it (from Ansible Vault), or use stigmer_llm_provider=ollama.' % (provider, key_var))
         for name in ('stigmer_anthropic_api_key', 'stigmer_openai_api_key', 'stigmer_api_key'):
             if re.search('[\'"\\\\\n$`]', s[name] or ''):
-                raise SettingsError('%s contains a quote, backslash, dollar, backtick or newline; API keys never do: '
-                                    'check the vaulted value.' % name)
+                raise SettingsError('An API key contains a quote, backslash, dollar, backtick or newline (%s); API keys '
+                                    'never do: check the vaulted value.' % name)
         if temporal and not is_ip(temporal[0]) and temporal[0] != 'localhost' and \
                 not s['stigmer_server_allowed_networks']:
             raise SettingsError('stigmer_temporal_address names the host %s, but the server may only connect to '

@@ -20,7 +20,14 @@ import types
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import _runtime, launchd
+from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _runtime, launchd
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
+    other_homes,
+    read_nofollow,
+    refused_location,
+    remove_entry,
+    unsafe_ancestor,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import (
     START_SLACK,
     Changes,
@@ -32,16 +39,11 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import (
     ensure_directory,
     ensure_file,
     ensure_link,
-    other_homes,
     process_start,
-    read_nofollow,
     recorded_path_problem,
-    refused_location,
-    remove_entry,
     remove_recorded,
     source_problem,
     stale_reason,
-    unsafe_ancestor,
 )
 
 UID, GID = os.getuid(), os.getgid()
@@ -395,7 +397,7 @@ def fake_os(stats):
 
 
 def test_unsafe_ancestor_decisions(monkeypatch):
-    monkeypatch.setattr(_runtime, 'os', fake_os({
+    monkeypatch.setattr(_host, 'os', fake_os({
         '/': (0, 0o755), '/opt': (0, 0o755), '/opt/shared': (0, 0o777), '/opt/sticky': (0, 0o1777),
         '/opt/group': (0, 0o775), '/opt/alice': (1000, 0o755), '/opt/safe': (0, 0o755)}))
     assert unsafe_ancestor('/opt/safe/stigmer/versions') is None

@@ -13,7 +13,6 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.version import (
     is_prerelease,
     normalize_tag,
     parse_semver,
-    sort_key,
     tag_to_version,
 )
 
@@ -98,13 +97,12 @@ def test_numeric_identifiers_sort_before_alphanumeric():
 
 def test_v_prefix_and_build_metadata_do_not_change_precedence():
     assert parse_semver('v1.2.3') == parse_semver('1.2.3') == parse_semver('1.2.3+build.9')
-    assert sort_key('v1.2.3') == parse_semver('1.2.3')
     assert isinstance(parse_semver('1.2.3'), tuple)
 
 
 def test_max_by_semver_not_by_string():
     tags = ['v1.9.0', 'v1.10.0', 'v1.10.0-rc.1', 'v1.2.0']
-    assert max(tags, key=sort_key) == 'v1.10.0'
+    assert max(tags, key=parse_semver) == 'v1.10.0'
 
 
 def test_parse_semver_rejects_garbage():

@@ -2,14 +2,14 @@
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""atomic_write: content, mode, owner before the rename, and no temp file left behind."""
+"""_host.atomic_write: content, mode, owner before the rename, and no temp file left behind."""
 
 import os
 import stat
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import fileio, install
+from ansible_collections.stigmer.runtime.plugins.module_utils import _host, install
 
 
 def read(path):
@@ -19,9 +19,9 @@ def read(path):
 
 def test_writes_str_as_utf8_and_bytes_as_is(tmp_path):
     path = str(tmp_path / 'a.txt')
-    fileio.atomic_write(path, 'caf\u00e9\n')
+    _host.atomic_write(path, 'caf\u00e9\n')
     assert read(path) == 'caf\u00e9\n'.encode('utf-8')
-    fileio.atomic_write(path, b'\x00\x01', mode=0o600)
+    _host.atomic_write(path, b'\x00\x01', mode=0o600)
     assert read(path) == b'\x00\x01'
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert os.listdir(str(tmp_path)) == ['a.txt']
@@ -30,8 +30,8 @@ def test_writes_str_as_utf8_and_bytes_as_is(tmp_path):
 def test_make_dirs(tmp_path):
     path = str(tmp_path / 'x' / 'y' / 'c.json')
     with pytest.raises(OSError):
-        fileio.atomic_write(path, '{}')
-    fileio.atomic_write(path, '{}', make_dirs=True)
+        _host.atomic_write(path, '{}')
+    _host.atomic_write(path, '{}', make_dirs=True)
     assert read(path) == b'{}'
 
 
@@ -42,22 +42,22 @@ def test_owner_is_set_on_the_temp_file_before_the_rename(tmp_path):
     def chown(target, uid, gid):
         calls.append((os.path.basename(target), uid, gid, os.path.exists(path)))
 
-    fileio.atomic_write(path, b'x', uid=7, chown=chown)
+    _host.atomic_write(path, b'x', uid=7, chown=chown)
     (name, uid, gid, existed), = calls
-    assert name.startswith('.p.plist' + fileio.TMP_MARK) and (uid, gid, existed) == (7, -1, False)
-    fileio.atomic_write(path, b'x', chown=chown)
+    assert name.startswith('.p.plist' + _host.TMP_MARK) and (uid, gid, existed) == (7, -1, False)
+    _host.atomic_write(path, b'x', chown=chown)
     assert len(calls) == 1  # neither uid nor gid: no chown
 
 
 def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path):
     path = str(tmp_path / 'keep.json')
-    fileio.atomic_write(path, 'old')
+    _host.atomic_write(path, 'old')
 
     def chown(*args):
         raise PermissionError('no')
 
     with pytest.raises(PermissionError):
-        fileio.atomic_write(path, 'new', uid=0, gid=0, chown=chown)
+        _host.atomic_write(path, 'new', uid=0, gid=0, chown=chown)
     assert read(path) == b'old'
     assert os.listdir(str(tmp_path)) == ['keep.json']
 
@@ -70,5 +70,5 @@ def test_crash_leftovers_are_recognised_by_install(tmp_path):
         raise KeyboardInterrupt  # like a crash between write and rename
 
     with pytest.raises(KeyboardInterrupt):
-        fileio.atomic_write(str(tmp_path / 'v1.0.0'), 'x', uid=0, chown=chown)
+        _host.atomic_write(str(tmp_path / 'v1.0.0'), 'x', uid=0, chown=chown)
     assert install.is_temp_name(seen[0])
