@@ -15,7 +15,7 @@ HOME = '/var/lib/stigmer'
 DATA_BIN = HOME + '/.stigmer/data/bin'
 START_LOG = HOME + '/.stigmer/data/logs/standin-starts.log'
 READY_LINE = 'Worker ready, polling for tasks'
-GRPC_HEALTH = pathlib.Path(__file__).resolve().parents[2] / 'plugins' / 'module_utils' / 'grpc_health.py'
+GRPC_HEALTH = pathlib.Path(__file__).resolve().parents[2] / 'plugins' / 'module_utils' / '_grpc_health.py'
 
 
 def installed_tag(host):

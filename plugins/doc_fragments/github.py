@@ -9,7 +9,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     # Where the releases come from, for the modules that look them up (stigmer_release,
-    # stigmer_mirror); their argument spec is module_utils.http.github_argument_spec().
+    # stigmer_mirror); their argument spec is module_utils._http.github_argument_spec().
     DOCUMENTATION = r'''
 options:
   github_url:

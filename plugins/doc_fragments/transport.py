@@ -9,7 +9,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     # Options every module that talks to GitHub or a mirror shares; their argument spec is
-    # module_utils.http.transport_argument_spec(), so the two cannot drift apart.
+    # module_utils._http.transport_argument_spec(), so the two cannot drift apart.
     DOCUMENTATION = r'''
 options:
   attempts:

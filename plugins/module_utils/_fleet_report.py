@@ -18,7 +18,7 @@ import stat
 from collections import Counter
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError, parse_semver, tag_to_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError, parse_semver, tag_to_version
 
 # In precedence order: a host gets the first state that applies.
 STATES = ('unreachable', 'failed', 'not-installed', 'unhealthy', 'drift', 'healthy')

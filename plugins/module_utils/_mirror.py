@@ -28,8 +28,8 @@ import os
 import random
 import time
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import (
     DEFAULT_API_URL,
     ArtifactError,
     artifact_lock,
@@ -37,18 +37,18 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
     fetch_checksum_file,
     hash_if_present,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.assets import asset_names
+from ansible_collections.stigmer.runtime.plugins.module_utils._assets import asset_names
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
-from ansible_collections.stigmer.runtime.plugins.module_utils.install import is_temp_name
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import is_temp_name
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import (
     DEFAULT_COMPONENTS,
     newest_first,
     plan_artifacts,
     resolve_release,
     split_repo,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import parse_semver
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import parse_semver
 
 MANIFEST = 'manifest.json'
 MANIFEST_FORMAT = 1

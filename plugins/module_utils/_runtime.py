@@ -36,7 +36,7 @@ import pwd
 import stat
 import time
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import ChecksumError, normalize_sha256
+from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import ChecksumError, normalize_sha256
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     HostError,
     Lock as HostLock,
@@ -49,12 +49,12 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     set_owner_mode,
     unsafe_ancestor,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._service_state import (
     ServiceStateError,
     launchd_state,
     parse_show,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
     InstallError,
     content_sha256,
     ensure_version,
@@ -71,7 +71,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
     version_dirs,
     version_from_target,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import (
     PLIST_MODE,
     Launchd,
     LaunchdError,

@@ -15,7 +15,7 @@ Standard library only: this runs on managed hosts.
 import re
 import struct
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.grpc_health import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import (
     GrpcError, call, encode_varint, read_varint)
 
 DESCRIBE_TASK_QUEUE = '/temporal.api.workflowservice.v1.WorkflowService/DescribeTaskQueue'

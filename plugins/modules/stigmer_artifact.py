@@ -242,14 +242,14 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import (
     DEFAULT_API_URL,
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_BYTES,
     ArtifactError,
     ensure_artifact,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
     scrub,
     transport_argument_spec,
     use_url_credentials,

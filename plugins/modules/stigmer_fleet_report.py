@@ -247,7 +247,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._fleet_report impo
     render_table,
     write_reports,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 
 
 def argument_spec():

@@ -242,8 +242,8 @@ changed:
 from functools import partial
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stigmer.runtime.plugins.module_utils.grpc_health import probe
-from ansible_collections.stigmer.runtime.plugins.module_utils import service_state
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import probe
+from ansible_collections.stigmer.runtime.plugins.module_utils import _service_state as service_state
 
 
 def argument_spec():

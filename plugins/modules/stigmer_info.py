@@ -160,8 +160,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import PlanError, running_versions
-from ansible_collections.stigmer.runtime.plugins.module_utils.install import InstallError, read_active
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import InstallError, read_active
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import extract_version
 
 RUNNER_VERSION_FILE = 'share/agent-runner.version'
 STIGMER_BINS = ('bin/stigmer', 'bin/agent-runner')

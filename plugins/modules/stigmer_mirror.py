@@ -206,15 +206,15 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._mirror import (
     MirrorError,
     mirror_releases,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
     github_argument_spec,
     scrub,
     transport_argument_spec,
     use_url_credentials,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import ReleaseError
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 
 
 def argument_spec():

@@ -122,7 +122,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import (
     SUPPORTED_PLATFORMS,
     UnsupportedPlatformError,
     check_supported,

@@ -259,15 +259,15 @@ artifacts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.http import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
     github_argument_spec,
     scrub,
     transport_argument_spec,
     use_url_credentials,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import ReleaseError, plan_artifacts, resolve_release
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import ReleaseError, plan_artifacts, resolve_release
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 
 
 def argument_spec():

@@ -16,7 +16,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import tag_to_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import tag_to_version
 from ansible_collections.stigmer.runtime.plugins.plugin_utils._settings import (
     SettingsError, environment_problems, is_ip, read_role_settings)
 

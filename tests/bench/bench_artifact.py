@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ensure_artifact
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import ensure_artifact
 
 SIZE_MIB = int(os.environ.get('BENCH_SIZE_MIB', '64'))
 ROUNDS = int(os.environ.get('BENCH_ROUNDS', '3'))

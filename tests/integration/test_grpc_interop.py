@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import grpc_health
+from ansible_collections.stigmer.runtime.plugins.module_utils import _grpc_health as grpc_health
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'fixtures'))
 

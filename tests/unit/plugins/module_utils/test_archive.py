@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import archive
-from ansible_collections.stigmer.runtime.plugins.module_utils.archive import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _archive as archive
+from ansible_collections.stigmer.runtime.plugins.module_utils._archive import (
     UnsafeArchiveError,
     extract_executables,
     safe_members,

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import (
     ArtifactError,
     ensure_artifact,
     ensure_private_dir,

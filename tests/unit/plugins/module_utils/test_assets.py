@@ -4,7 +4,7 @@
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.assets import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._assets import (
     COMPONENTS,
     asset_name,
     asset_names,
@@ -12,7 +12,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.assets import (
     component_label,
     is_archive,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 
 
 @pytest.mark.parametrize('component, tag, os_name, arch, asset, checksum', [

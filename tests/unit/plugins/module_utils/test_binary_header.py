@@ -8,15 +8,15 @@ import struct
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import binary_header
-from ansible_collections.stigmer.runtime.plugins.module_utils.binary_header import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _binary_header as binary_header
+from ansible_collections.stigmer.runtime.plugins.module_utils._binary_header import (
     BinaryHeaderError,
     env_program,
     header_problem,
     parse_header,
     platform_problem,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import detect_platform
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import detect_platform
 
 # The first 64 bytes of real files, as `head -c 64 FILE | xxd -p` printed them.
 

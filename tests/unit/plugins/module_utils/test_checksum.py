@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     ChecksumError,
     normalize_sha256,
     parse_checksum_file,

@@ -26,7 +26,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._fleet_report impo
     service_status,
     write_reports,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 
 STALE = 'started before /opt/stigmer/current changed'
 HOSTILE = '<script>alert("x")</script> | a|b & `c` *d* [e](https://evil.example/x.png) \n next line'

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import grpc_health as g
-from ansible_collections.stigmer.runtime.plugins.module_utils.grpc_health import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _grpc_health as g
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import (
     ACK,
     DATA,
     END_HEADERS,

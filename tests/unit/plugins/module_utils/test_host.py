@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import _host, install
+from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _install as install
 
 
 def read(path):

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.fake_clock import FakeClock
 

@@ -12,8 +12,8 @@ import tarfile
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import install
-from ansible_collections.stigmer.runtime.plugins.module_utils.install import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _install as install
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
     InstallError,
     check_problem,
     ensure_version,

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import launchd
-from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _launchd as launchd
+from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import (
     LaunchdError,
     attr_problems,
     build_plist,

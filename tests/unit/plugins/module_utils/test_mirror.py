@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
 from ansible_collections.stigmer.runtime.plugins.module_utils._mirror import (
     MirrorError,
     manifest_text,
@@ -23,8 +23,8 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._mirror import (
     mirror_releases,
     parse_manifest,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ensure_artifact
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import plan_artifacts, resolve_release
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import ensure_artifact
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import plan_artifacts, resolve_release
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[4] / 'tests' / 'fixtures'

@@ -4,8 +4,8 @@
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import platform as plat
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _platform as plat
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import (
     SUPPORTED_PLATFORMS,
     UnsupportedPlatformError,
     check_supported,

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils import release
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils import _release as release
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import (
     ReleaseError,
     carries,
     newest_by_platform,
@@ -27,7 +27,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils.release import (
     skipped_warning,
     tag_from_latest_location,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import VersionError
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.local_http import LocalServer
 
 TOKEN = 'fake-token-SECRETtoken0123456789abcdefXYZ'

@@ -20,7 +20,7 @@ import types
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _runtime, launchd
+from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _runtime, _launchd as launchd
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     other_homes,
     read_nofollow,

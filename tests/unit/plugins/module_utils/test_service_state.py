@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import service_state as s
-from ansible_collections.stigmer.runtime.plugins.module_utils.service_state import ServiceStateError
+from ansible_collections.stigmer.runtime.plugins.module_utils import _service_state as s
+from ansible_collections.stigmer.runtime.plugins.module_utils._service_state import ServiceStateError
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.fake_clock import FakeClock
 
 INV_A = '4a1c0e6f7d2b4f0e9a3c5b6d7e8f9a0b'

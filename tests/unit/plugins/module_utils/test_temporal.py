@@ -4,7 +4,7 @@ import struct
 import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import _temporal as t
-from ansible_collections.stigmer.runtime.plugins.module_utils.grpc_health import GrpcError, encode_varint
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import GrpcError, encode_varint
 
 
 def ld(number, payload):

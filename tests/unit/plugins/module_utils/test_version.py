@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import (
     SEMVER_RE,
     VersionError,
     extract_version,

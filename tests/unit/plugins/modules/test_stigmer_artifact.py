@@ -14,8 +14,8 @@ import pytest
 
 from ansible.module_utils.common.warnings import _global_warnings
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import artifact
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
+from ansible_collections.stigmer.runtime.plugins.module_utils import _artifact as artifact
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_artifact
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 

@@ -12,8 +12,8 @@ import pytest
 
 from ansible.module_utils import basic
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import service_state
-from ansible_collections.stigmer.runtime.plugins.module_utils.grpc_health import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _service_state as service_state
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import (
     DATA,
     END_HEADERS,
     END_STREAM,

@@ -5,7 +5,7 @@
 import hashlib
 import os
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.install import ensure_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import ensure_version
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_info
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 

@@ -8,8 +8,8 @@ import functools
 import io
 import json
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils import release
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils import _release as release
 from ansible_collections.stigmer.runtime.plugins.modules import stigmer_release
 from ansible_collections.stigmer.runtime.tests.unit.plugins.modules import harness
 

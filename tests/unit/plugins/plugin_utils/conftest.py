@@ -19,7 +19,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.release import plan_artifacts
+from ansible_collections.stigmer.runtime.plugins.module_utils._release import plan_artifacts
 from ansible_collections.stigmer.runtime.plugins.plugin_utils import _plan, _settings
 
 COLLECTION = os.path.normpath(os.path.join(os.path.dirname(_settings.__file__), '..', '..'))

@@ -37,8 +37,8 @@ import time
 
 from urllib.parse import urlsplit
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     ChecksumError,
     normalize_sha256,
     parse_checksum_file,

@@ -16,7 +16,7 @@ import os
 import stat
 import struct
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import normalize_arch
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import normalize_arch
 
 HEADER_SIZE = 4096
 # Linux follows at most 4 nested #! interpreters (BINPRM_MAX_RECURSION).

@@ -24,7 +24,7 @@ import re
 import stat
 import time
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.launchd import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import (
     kickstart_argv,
     print_argv,
     validate_label,

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one place release asset names are spelled."""
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import normalize_tag, tag_to_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import normalize_tag, tag_to_version
 
 # {tag} is 'v1.2.3', {version} is '1.2.3', {asset} is the asset's own name;
 # 'label' names the component in messages.

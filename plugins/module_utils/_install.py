@@ -29,19 +29,19 @@ import tempfile
 import time
 import zlib
 
-from ansible_collections.stigmer.runtime.plugins.module_utils.archive import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._archive import (
     UnsafeArchiveError,
     extract_executables,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.binary_header import platform_problem
-from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._binary_header import platform_problem
+from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     ChecksumError,
     normalize_sha256,
     sha256_file,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, remove_entry
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import extract_version
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import extract_version
 
 MANIFEST_NAME = '.manifest.json'
 MANIFEST_FORMAT = 1

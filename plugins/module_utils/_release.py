@@ -33,21 +33,21 @@ import time
 
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import http
-from ansible_collections.stigmer.runtime.plugins.module_utils.artifact import ArtifactError, ensure_private_dir
-from ansible_collections.stigmer.runtime.plugins.module_utils.assets import (
+from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
+from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import ArtifactError, ensure_private_dir
+from ansible_collections.stigmer.runtime.plugins.module_utils._assets import (
     asset_names,
     component_label,
     install_shape,
     is_archive,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils.platform import SUPPORTED_PLATFORMS
-from ansible_collections.stigmer.runtime.plugins.module_utils.checksum import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
+from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     ChecksumError,
     normalize_sha256,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
-from ansible_collections.stigmer.runtime.plugins.module_utils.version import (
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import (
     VersionError,
     is_prerelease,
     normalize_tag,
