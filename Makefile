@@ -21,6 +21,8 @@ export STIGMER_TEST_ASSET_PORT := $(ASSET_PORT)
 include mk/galaxy.mk
 # The fleet benchmark (make bench-fleet): cold, warm and floor runs on N containers.
 include mk/bench.mk
+# The ansible-core matrix (make compat): unit, sanity and a converge per ansible-core 2.16 to 2.21.
+include mk/compat.mk
 
 .PHONY: demo demo-down test deps images collection-link releases server-start server-stop bench \
         lint sanity unit integration molecule
@@ -39,7 +41,7 @@ demo: deps images collection-link releases server-start
 demo-down: server-stop
 	tests/env/fleet.sh down
 
-test: deps images lint sanity unit galaxy-check docs integration molecule bench-fleet
+test: deps images lint sanity unit galaxy-check docs compat integration molecule bench-fleet
 
 deps:
 	tests/env/setup-host.sh

@@ -35,6 +35,7 @@ COMPONENTS = {
     },
 }
 
+
 def _component(component):
     try:
         return COMPONENTS[component]

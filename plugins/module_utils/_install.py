@@ -23,9 +23,9 @@ import posixpath
 import pwd
 import secrets
 import stat
-import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import zlib
 
@@ -55,6 +55,7 @@ FILE_MODE = 0o644
 # Checks run with nothing inherited: a root login's PATH or LD_* must not
 # decide whether a freshly staged binary looks healthy.
 CHECK_ENV = {'PATH': '/usr/bin:/bin'}
+ENV_COMMAND = '/usr/bin/env'
 CHECK_TIMEOUT = 30
 OUTPUT_TAIL = 400
 _CHUNK = 1 << 20
@@ -577,19 +578,41 @@ def place_archive(source, staged_bin, scratch):
     return placed
 
 
-def run_check(argv, cwd, timeout=CHECK_TIMEOUT):
-    """Run one check; return (rc, combined output), rc None when it could not start or timed out."""
-    try:
-        # check=False: a non-zero exit is a result to report, not an exception.
-        proc = subprocess.run(argv, cwd=cwd, env=dict(CHECK_ENV), stdin=subprocess.DEVNULL, check=False,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output or b''
-        return None, out.decode('utf-8', 'replace') + '\n(timed out after %d s)' % timeout
-    except OSError as exc:
-        # ENOEXEC is what a binary for another CPU gives when exec'd directly.
-        return None, '%s could not be executed: %s' % (argv[0], exc.strerror or exc)
-    return proc.returncode, proc.stdout.decode('utf-8', 'replace')
+def check_runner(run_command, timeout=CHECK_TIMEOUT):
+    """runner(argv, cwd) -> (rc, combined output) for stage(), over AnsibleModule.run_command's signature;
+    rc is None when the check could not start or was killed after timeout seconds (run_command itself has
+    no time limit, so a timer armed as the process starts kills it). The check sees only CHECK_ENV:
+    run_command adds to the module's environment, env -i starts from nothing."""
+    def runner(argv, cwd):
+        expired = []
+
+        def arm(proc):
+            def expire():
+                expired.append(True)
+                proc.kill()
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
+
+        timers = []
+        try:
+            rc, out, err = run_command([ENV_COMMAND, '-i'] + ['%s=%s' % kv for kv in sorted(CHECK_ENV.items())] + argv,
+                                       cwd=cwd, expand_user_and_vars=False, before_communicate_callback=arm,
+                                       handle_exceptions=False, errors='surrogate_then_replace')
+        except OSError as exc:
+            return None, '%s could not be executed: %s' % (ENV_COMMAND, exc.strerror or exc)
+        finally:
+            for timer in timers:
+                timer.cancel()
+        output = (out or '') + (err or '')
+        if rc in (126, 127) and (err or '').split(':', 1)[0] in ('env', ENV_COMMAND):
+            # env could not execute it (missing, not executable, or for another CPU: ENOEXEC).
+            return None, '%s could not be executed: %s' % (argv[0], err.strip())
+        if expired:
+            return None, output + '\n(timed out after %s s)' % timeout
+        return rc, output
+    return runner
 
 
 def chown_tree(path, uid, gid):
@@ -608,7 +631,7 @@ def bin_platform_problem(bin_dir, names, platform):
     return None
 
 
-def stage(root, version, sources, files, checks, uid, gid, now, runner=run_check, platform=None):
+def stage(root, version, sources, files, checks, uid, gid, now, runner, platform=None):
     """Build root/.<version>.tmp-XXXX completely and check it; return its path.
 
     With platform set every executable's header must match it before any
@@ -722,11 +745,12 @@ def stamp_manifest(vdir, key, now, uid, gid):
 
 def ensure_version(root, version, sources, link, files=None, checks=None, platform=None, keep=2,
                    owner='root', group=None, switch=True, check_mode=False,
-                   now=time.time, runner=run_check, ids=None):
+                   now=time.time, runner=None, ids=None):
     """Install version under root if needed, switch link to it, prune; return the result dict.
 
-    ids, when given, is the (uid, gid) pair to use instead of resolving owner
-    and group (tests running without root pass their own ids).
+    runner runs the checks of a staged version (check_runner over AnsibleModule.run_command); ids,
+    when given, is the (uid, gid) pair to use instead of resolving owner and group (tests running
+    without root pass their own ids).
     """
     root = os.path.abspath(root)
     link = os.path.abspath(link)

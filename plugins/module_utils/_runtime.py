@@ -56,6 +56,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._service_state imp
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
     InstallError,
+    check_runner,
     content_sha256,
     ensure_version,
     installed_problem,
@@ -431,10 +432,13 @@ def running_versions(manager, components, run):
 class Runtime(object):
     """One host against one plan. run is AnsibleModule.run_command's signature."""
 
-    def __init__(self, plan, environment_files, run):
+    def __init__(self, plan, environment_files, run, run_checks=None):
+        """run is AnsibleModule.run_command, for the service manager and, unless run_checks is given,
+        the checks of a staged version too."""
         self.plan = plan
         self.env_files = environment_files or {}
         self.run = run
+        self.check_runner = check_runner(run_checks or run)
         self.manager = plan.get('service_manager') or 'none'
         self.account = plan.get('account')
         try:
@@ -637,7 +641,7 @@ class Runtime(object):
             return ensure_version(tree['root'], tree['version'], sources, tree['link'],
                                   files=tree.get('files'), checks=tree.get('checks'),
                                   platform=self.plan.get('platform'), keep=self.plan['keep'],
-                                  ids=(self.uid, self.gid))
+                                  ids=(self.uid, self.gid), runner=self.check_runner)
         except InstallError as exc:
             raise PlanError('%s: %s' % (tree['name'], exc))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._version import tag_to_version
 from ansible_collections.stigmer.runtime.plugins.plugin_utils._settings import (
@@ -225,8 +225,8 @@ def systemd_unit(comp, s, layout, temporal_host, temporal_port):
               'EnvironmentFile=%s' % systemd_path(comp.env_path),
               'WorkingDirectory=%s' % systemd_path(layout.home)]
     if comp.kind.wait_for_temporal:
-        lines.append('ExecStartPre=' + systemd_words(['/bin/bash', '-c', WAIT_FOR_PORT, 'wait-for-temporal',
-                                                       temporal_host, str(temporal_port)], exec_line=True))
+        wait = ['/bin/bash', '-c', WAIT_FOR_PORT, 'wait-for-temporal', temporal_host, str(temporal_port)]
+        lines.append('ExecStartPre=' + systemd_words(wait, exec_line=True))
     lines += ['ExecStart=' + systemd_words(comp.command, exec_line=True),
               'Restart=always', 'RestartSec=2', 'TimeoutStopSec=%d' % comp.kind.stop_timeout, 'UMask=0027', '',
               '# Hardening: every unit must score 2.0 or lower in `systemd-analyze security`.',
@@ -356,9 +356,10 @@ def trees_for(s, layout, releases):
     """Per version tree what it is built from; a SHA256 known now (a pin, GitHub's digest) must match
     the installed one, otherwise the one verified at install time stands."""
     def sources(release):
+        pinned = s['stigmer_checksums'] or {}
         return dict((a['component'], {'name': a['name'], 'archive': a['archive'], 'dest': a.get('dest'),
-                                       'members': a.get('members'),
-                                       'sha256': (s['stigmer_checksums'] or {}).get(a['name']) or a.get('digest') or None})
+                                      'members': a.get('members'),
+                                      'sha256': pinned.get(a['name']) or a.get('digest') or None})
                     for a in release.artifacts)
     trees = []
     if 'stigmer' in releases:

@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import tarfile
+import time
 
 import pytest
 
@@ -19,11 +20,11 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
     ensure_version,
     link_value,
     plan_prune,
-    run_check,
     validate_relpath,
     validate_version_name,
     version_from_target,
 )
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils import module_host
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils.test_binary_header import (
     ELF_ARMHF,
     HOST,
@@ -114,7 +115,7 @@ def tree(tmp_path):
 def run(tree, release, **kwargs):
     args = dict(root=tree['root'], version=release.tag, sources=release.sources(), link=tree['link'],
                 files={'share/agent-runner.version': release.tag + '\n'},
-                checks=release.checks(), platform=HOST, ids=IDS, now=tree['clock'])
+                checks=release.checks(), platform=HOST, ids=IDS, now=tree['clock'], runner=module_host.runner())
     args.update(kwargs)
     return ensure_version(**args)
 
@@ -221,11 +222,18 @@ def test_normalize_checks_refusals():
         install.normalize_checks([{'command': '../stigmer'}])
 
 
-def test_run_check_failures_have_no_exit_status(tmp_path):
-    rc, output = run_check([str(tmp_path / 'absent'), '--version'], str(tmp_path))
+def test_check_failures_have_no_exit_status(tmp_path):
+    rc, output = module_host.runner()([str(tmp_path / 'absent'), '--version'], str(tmp_path))
     assert rc is None and 'could not be executed' in output
-    rc, output = run_check(['/bin/sh', '-c', 'echo started; sleep 5'], str(tmp_path), timeout=0.5)
+    started = time.monotonic()
+    rc, output = module_host.runner(0.5)(['/bin/sh', '-c', 'echo started; exec sleep 20'], str(tmp_path))
     assert rc is None and 'started' in output and 'timed out' in output
+    assert time.monotonic() - started < 10
+
+
+def test_a_check_runs_in_its_directory_with_only_a_plain_path(tmp_path):
+    rc, output = module_host.runner()(['/bin/sh', '-c', 'pwd; echo "$PATH"; echo ran >&2; exit 3'], str(tmp_path))
+    assert (rc, output.split()) == (3, [str(tmp_path), '/usr/bin:/bin', 'ran'])
 
 
 # --- install, upgrade, rollback, prune ---------------------------------------
@@ -529,7 +537,7 @@ def test_archive_extra_files_and_members(tree):
     with open(tar, 'rb') as handle:
         digest = sha(handle.read())
     args = dict(root=tree['root'], version='1.5.1', link=tree['link'], ids=IDS, now=tree['clock'],
-                platform=HOST, checks=[{'command': 'temporal', 'args': ['--version'], 'expect': '1.5.1'}])
+                platform=HOST, runner=module_host.runner(), checks=[{'command': 'temporal', 'args': ['--version'], 'expect': '1.5.1'}])
     # Default: every executable at the top level, never README/LICENSE.
     result = ensure_version(sources=[{'src': tar, 'sha256': digest, 'archive': True}], **args)
     assert result['files'] == ['helper', 'temporal']

@@ -20,6 +20,7 @@ import types
 
 import pytest
 
+from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils import module_host
 from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _runtime, _launchd as launchd
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     other_homes,
@@ -522,7 +523,8 @@ class Recorder(object):
 
 
 def runtime(plan, run=None, env=None):
-    return Runtime(plan, env or {}, run or Recorder())
+    # The checks of staged versions run for real; run fakes the service manager.
+    return Runtime(plan, env or {}, run or Recorder(), run_checks=module_host.run_command)
 
 
 def installed(tmp_path, tag='v0.0.7'):
