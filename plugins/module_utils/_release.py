@@ -739,7 +739,7 @@ def resolve_release(repo, version, github_url='https://github.com', api_url='htt
     empty). Raises ReleaseError (with advice) when it cannot, VersionError for
     a version that is not 'latest' nor a semantic version.
 
-    Besides the release, the result holds ``skipped`` (newer releases 'latest'
+    Besides the release, the result holds ``skipped_releases`` (newer releases 'latest'
     passed over, [{tag, reason}]), ``newest_by_platform`` (for a pinned release,
     the newest tag with a build for each of ``platforms`` it lacks, or None),
     ``carries`` (what the release holds, for messages) and ``warnings``.
@@ -811,7 +811,7 @@ def _result(tag, prerelease, source, assets, base, components, skipped=(), newes
         'download_base': base,
         # A mirror lists nothing, so what it carries is unknown.
         'carries': None if assets is None else carries(set(assets), tag, components),
-        'skipped': list(skipped),
+        'skipped_releases': list(skipped),
         'newest_by_platform': dict(newest or {}),
         'warnings': list(warnings),
     }

@@ -13,7 +13,7 @@ description:
     tag, and returns the release's assets with their download URLs, API URLs and SHA256 digests.
   - V(latest) is the newest published release, by semantic version (then publication date), that carries
     the assets of every one of O(components) for every platform in O(platforms). Newer releases that do not
-    (GitHub's own latest may carry no CLI at all) are skipped, returned in RV(skipped) and named in a warning.
+    (GitHub's own latest may carry no CLI at all) are skipped, returned in RV(skipped_releases) and named in a warning.
     Drafts are never considered, pre-releases only with O(include_prereleases).
   - V(latest) reads the release list from the GitHub API (100 releases a request, at most 10 requests),
     following its C(Link) header. With O(cache_dir), each page is revalidated with its ETag, and when the
@@ -205,7 +205,7 @@ carries:
   returned: success
   type: str
   sample: builds for darwin-amd64, darwin-arm64, linux-amd64
-skipped:
+skipped_releases:
   description:
     - For V(latest), the newer releases passed over because they lack what O(components) and O(platforms)
       need, newest first, each with its C(tag) and a C(reason) such as V(no assets),

@@ -275,7 +275,7 @@ def test_latest_skips_releases_without_the_cli_and_says_so():
 
     assert result['tag'] == 'v0.1.0' and result['version'] == '0.1.0'
     assert result['prerelease'] is False and result['source'] == 'api'
-    assert result['skipped'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
+    assert result['skipped_releases'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
                                  {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
     assert result['warnings'] == ['latest: skipped v3.27.2 (no assets), v3.27.1 (no stigmer CLI or agent-runner '
                                   'assets); using v0.1.0 of stigmer/stigmer']
@@ -296,7 +296,7 @@ def test_latest_that_qualifies_at_once_skips_nothing():
     fetch = FakeFetch({API_LIST: Answer(200, catalogue()[4:])})
     result = resolve_release(REPO, 'latest', platforms=['linux-arm64'], fetch=fetch)
     assert result['tag'] == 'v0.1.0'
-    assert result['skipped'] == [] and result['warnings'] == []
+    assert result['skipped_releases'] == [] and result['warnings'] == []
 
 
 def test_latest_for_a_mixed_play_takes_an_older_release_that_has_every_platform():
@@ -306,7 +306,7 @@ def test_latest_for_a_mixed_play_takes_an_older_release_that_has_every_platform(
     fetch = FakeFetch({API_LIST: Answer(200, releases)})
     result = resolve_release(REPO, 'latest', platforms=['linux-arm64', 'linux-amd64', 'linux-amd64'], fetch=fetch)
     assert result['tag'] == 'v0.2.1'
-    assert result['skipped'] == [{'tag': 'v0.3.0', 'reason': 'no build for linux-arm64'}]
+    assert result['skipped_releases'] == [{'tag': 'v0.3.0', 'reason': 'no build for linux-arm64'}]
 
     # Without linux-arm64 hosts the newest one serves.
     fetch = FakeFetch({API_LIST: Answer(200, releases)})
@@ -318,7 +318,7 @@ def test_latest_without_platforms_takes_a_release_with_a_build_for_any_platform(
                 release_json('v1.0.0', platforms=('darwin-arm64',))]
     result = resolve_release(REPO, 'latest', fetch=FakeFetch({API_LIST: Answer(200, releases)}))
     assert result['tag'] == 'v1.0.0'
-    assert result['skipped'] == [{'tag': 'v2.0.0',
+    assert result['skipped_releases'] == [{'tag': 'v2.0.0',
                                   'reason': 'no complete stigmer CLI and agent-runner build for any platform'}]
 
 
@@ -327,7 +327,7 @@ def test_latest_never_takes_a_draft_and_takes_pre_releases_only_when_included():
     result = resolve_release(REPO, 'latest', include_prereleases=True, platforms=['linux-arm64'],
                              fetch=FakeFetch(answers))
     assert result['tag'] == 'v0.2.0-rc.1' and result['prerelease'] is True
-    assert [s['tag'] for s in result['skipped']] == ['v3.27.2', 'v3.27.1']  # the draft is not a candidate at all
+    assert [s['tag'] for s in result['skipped_releases']] == ['v3.27.2', 'v3.27.1']  # the draft is not a candidate at all
 
     result = resolve_release(REPO, 'latest', platforms=['linux-arm64'], fetch=FakeFetch(answers))
     assert result['tag'] == 'v0.1.0'
@@ -393,7 +393,7 @@ def test_the_list_follows_link_next_across_pages():
     assert fetch.urls == [API_LIST, API_PAGE2]
     assert [c['token'] for c in fetch.calls] == [TOKEN, TOKEN]
     assert result['tag'] == 'v0.1.0'
-    assert [s['tag'] for s in result['skipped']] == ['v3.27.2', 'v3.27.1']
+    assert [s['tag'] for s in result['skipped_releases']] == ['v3.27.2', 'v3.27.1']
 
 
 def test_the_list_reads_a_bounded_number_of_pages(monkeypatch):
@@ -431,7 +431,7 @@ def test_list_pages_are_revalidated_with_their_etags(tmp_path):
     assert second.urls == [API_LIST, API_PAGE2]
     assert [c['headers'].get('If-None-Match') for c in second.calls] == ['W/"p1"', 'W/"p2"']
     assert again['source'] == 'cache'
-    assert again['tag'] == 'v0.1.0' and again['skipped'] == result['skipped']
+    assert again['tag'] == 'v0.1.0' and again['skipped_releases'] == result['skipped_releases']
     assert again['assets'] == result['assets']
 
     # The chosen release is cached under its tag: pinning it costs nothing.
@@ -467,7 +467,7 @@ def test_redirect_to_the_recorded_highest_release_answers_without_the_api(tmp_pa
                              cache_dir=str(tmp_path), fetch=fetch)
     assert fetch.urls == [REDIRECT_URL]
     assert fetch.calls[0]['token'] is None and fetch.calls[0]['follow_redirects'] is False
-    assert result['tag'] == 'v1.1.0' and result['source'] == 'cache' and result['skipped'] == []
+    assert result['tag'] == 'v1.1.0' and result['source'] == 'cache' and result['skipped_releases'] == []
     assert result['assets']['stigmer-v1.1.0-linux-amd64.tar.gz']['digest'] == HEX_A
 
 
@@ -533,7 +533,7 @@ def test_pinned_release_lacking_a_platform_names_the_newest_that_has_it(tmp_path
     assert result['tag'] == 'v0.0.6'
     assert result['newest_by_platform'] == {'linux-arm64': 'v0.1.0'}
     assert result['carries'] == 'builds for darwin-amd64, darwin-arm64, linux-amd64'
-    assert result['skipped'] == [] and result['warnings'] == []
+    assert result['skipped_releases'] == [] and result['warnings'] == []
 
     with_rc = resolve_release(REPO, 'v0.0.6', platforms=['linux-arm64'], include_prereleases=True,
                               cache_dir=str(tmp_path), fetch=FakeFetch({API_LIST: Answer(200, catalogue())}))
@@ -666,7 +666,7 @@ def test_mirror_pinned_makes_no_request(tmp_path):
     assert fetch.calls == []
     assert result == {'tag': 'v1.2.3', 'version': '1.2.3', 'prerelease': False, 'source': 'mirror',
                       'assets': None, 'download_base': 'https://mirror.example/stigmer/v1.2.3/',
-                      'carries': None, 'skipped': [], 'newest_by_platform': {}, 'warnings': []}
+                      'carries': None, 'skipped_releases': [], 'newest_by_platform': {}, 'warnings': []}
 
 
 def test_mirror_latest_reads_the_latest_file_without_the_token():
@@ -799,7 +799,7 @@ def test_end_to_end_over_http(tmp_path):
                       platforms=['linux-amd64'])
         result = resolve_release(REPO, 'latest', **kwargs)
         assert result['tag'] == 'v0.1.0' and result['source'] == 'api'
-        assert [s['tag'] for s in result['skipped']] == ['v3.27.2', 'v3.27.1']
+        assert [s['tag'] for s in result['skipped_releases']] == ['v3.27.2', 'v3.27.1']
         listing = '/api/v3/repos/%s/releases' % REPO
         assert double.requests == [(listing + '?per_page=100', 'Bearer ' + TOKEN)] + [
             (listing + '?per_page=100&page=%d' % n, 'Bearer ' + TOKEN) for n in (2, 3, 4)]

@@ -67,7 +67,7 @@ def test_latest_defaults(monkeypatch, capsys):
     assert out['platforms'] == ['linux-amd64'] and out['carries'] == 'builds for linux-amd64'
     assert [item['name'] for item in out['artifacts']['linux-amd64']] == [
         'stigmer-v1.1.0-linux-amd64.tar.gz', 'agent-runner-v1.1.0-linux-amd64']
-    assert out['skipped'] == [] and out['newest_by_platform'] == {}
+    assert out['skipped_releases'] == [] and out['newest_by_platform'] == {}
     assert 'warnings' not in out
     assert fetch.calls == [(LIST, TOKEN)]
     assert TOKEN not in json.dumps(out)
@@ -79,7 +79,7 @@ def test_latest_warns_about_the_releases_it_skips(monkeypatch, capsys):
     code, out = run(monkeypatch, capsys, {'platforms': ['linux-arm64', 'linux-amd64']}, fetch)
     assert code == 0
     assert out['tag'] == 'v0.1.0'
-    assert out['skipped'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
+    assert out['skipped_releases'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
                               {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
     # ansible-core 2.19 returns warnings as structured events: look for the text, not the shape.
     assert len(out['warnings']) == 1
@@ -142,7 +142,7 @@ def test_documentation_matches_the_argument_spec():
     spec, returned = harness.check_documentation(stigmer_release)[1:]
     assert spec['token']['no_log'] is True and spec['url_password']['no_log'] is True
     assert set(returned) == {'tag', 'version', 'prerelease', 'source', 'assets', 'download_base', 'platforms', 'artifacts',
-                             'carries', 'skipped', 'newest_by_platform'}
+                             'carries', 'skipped_releases', 'newest_by_platform'}
 
 
 def test_no_secret_in_any_output(monkeypatch, capsys):
