@@ -276,7 +276,7 @@ def test_latest_skips_releases_without_the_cli_and_says_so():
     assert result['tag'] == 'v0.1.0' and result['version'] == '0.1.0'
     assert result['prerelease'] is False and result['source'] == 'api'
     assert result['skipped_releases'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
-                                 {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
+                                          {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
     assert result['warnings'] == ['latest: skipped v3.27.2 (no assets), v3.27.1 (no stigmer CLI or agent-runner '
                                   'assets); using v0.1.0 of stigmer/stigmer']
     assert result['newest_by_platform'] == {}
@@ -319,7 +319,7 @@ def test_latest_without_platforms_takes_a_release_with_a_build_for_any_platform(
     result = resolve_release(REPO, 'latest', fetch=FakeFetch({API_LIST: Answer(200, releases)}))
     assert result['tag'] == 'v1.0.0'
     assert result['skipped_releases'] == [{'tag': 'v2.0.0',
-                                  'reason': 'no complete stigmer CLI and agent-runner build for any platform'}]
+                                           'reason': 'no complete stigmer CLI and agent-runner build for any platform'}]
 
 
 def test_latest_never_takes_a_draft_and_takes_pre_releases_only_when_included():

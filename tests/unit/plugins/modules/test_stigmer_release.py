@@ -80,7 +80,7 @@ def test_latest_warns_about_the_releases_it_skips(monkeypatch, capsys):
     assert code == 0
     assert out['tag'] == 'v0.1.0'
     assert out['skipped_releases'] == [{'tag': 'v3.27.2', 'reason': 'no assets'},
-                              {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
+                                       {'tag': 'v3.27.1', 'reason': 'no stigmer CLI or agent-runner assets'}]
     # ansible-core 2.19 returns warnings as structured events: look for the text, not the shape.
     assert len(out['warnings']) == 1
     assert json.dumps('latest: skipped v3.27.2 (no assets), v3.27.1 (no stigmer CLI or agent-runner assets); '
