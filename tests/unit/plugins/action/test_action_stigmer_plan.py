@@ -13,8 +13,8 @@ import pytest
 from ansible_collections.stigmer.runtime.tests.unit.plugins.plugin_utils.conftest import (
     FakeTemplar, build_plan, release_results, task_vars)
 
-ANTHROPIC = 'sk-ant-api03-SECRETkey0815'
-TOKEN = 'ghp_Zq8SECRETtoken4711'
+ANTHROPIC = 'anthropic-test-value-SECRET-0815'
+TOKEN = 'github-test-token-SECRET-4711'
 MIRROR_PASSWORD = 'hunter2-SECRETmirror'
 
 

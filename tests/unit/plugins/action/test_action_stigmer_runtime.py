@@ -16,7 +16,7 @@ from ansible_collections.stigmer.runtime.tests.unit.plugins.plugin_utils.conftes
 
 SHA_A = 'a' * 64
 SHA_B = 'b' * 64
-ANTHROPIC = 'sk-ant-api03-SECRETkey0815'
+ANTHROPIC = 'anthropic-test-value-SECRET-0815'
 REMOTE_TMP = '/home/ops/.ansible/tmp/ansible-tmp-1-2'
 
 

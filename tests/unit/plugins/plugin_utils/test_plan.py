@@ -27,9 +27,9 @@ NAMES = ['temporal', 'server', 'workflow-runner', 'agent-runner']
 HOME = '/var/lib/stigmer'
 DOT = HOME + '/.stigmer'
 LEAVES = [DOT + '/stigmer.db', DOT + '/data/logs', DOT + '/temporal-data', DOT + '/workspace']
-ANTHROPIC = 'sk-ant-api03-SECRETkey0815'
-OPENAI = 'sk-proj-SECRETopenai42'
-TOKEN = 'ghp_Zq8SECRETtoken4711'
+ANTHROPIC = 'anthropic-test-value-SECRET-0815'
+OPENAI = 'openai-test-value-SECRET-42'
+TOKEN = 'github-test-token-SECRET-4711'
 MIRROR_PASSWORD = 'hunter2-SECRETmirror'
 API_KEY = 'stigmer-SECRET-apikey'
 

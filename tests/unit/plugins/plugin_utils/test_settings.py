@@ -16,8 +16,8 @@ from ansible_collections.stigmer.runtime.tests.unit.plugins.plugin_utils.conftes
 
 OPTIONS = _settings.role_options()
 SECRETS = ('stigmer_anthropic_api_key', 'stigmer_github_token', 'stigmer_mirror_password', 'stigmer_openai_api_key')
-TOKEN = 'ghp_Zq8SECRETtoken4711'
-ANTHROPIC = 'sk-ant-api03-SECRETkey0815'
+TOKEN = 'github-test-token-SECRET-4711'
+ANTHROPIC = 'anthropic-test-value-SECRET-0815'
 
 
 def refusal(**overrides):
@@ -154,7 +154,7 @@ def test_secret_names_are_the_no_log_options():
 
 def test_public_drops_every_secret_and_keeps_the_rest():
     s, _derived = settings(stigmer_github_token=TOKEN, stigmer_anthropic_api_key=ANTHROPIC, stigmer_llm_provider='anthropic',
-                           stigmer_mirror_password='hunter2-SECRET', stigmer_openai_api_key='sk-proj-SECRET')
+                           stigmer_mirror_password='hunter2-SECRET', stigmer_openai_api_key='openai-test-value-SECRET')
     public = _settings.public(s)
     assert not set(SECRETS) & set(public)
     assert set(public) == set(s) - set(SECRETS)
@@ -363,7 +363,7 @@ def test_provider_with_key_passes():
 @pytest.mark.parametrize('key_var', ['stigmer_anthropic_api_key', 'stigmer_openai_api_key', 'stigmer_api_key'])
 @pytest.mark.parametrize('bad', ["'", '"', '\\', '$', '`'])
 def test_api_key_with_shell_character_is_refused_without_showing_it(key_var, bad):
-    key = 'sk-SECRET%sREST' % bad
+    key = 'key-SECRET%sREST' % bad
     msg = refusal(**{key_var: key, 'stigmer_llm_provider': 'ollama'})
     assert key_var in msg
     assert 'SECRET' not in msg
