@@ -131,10 +131,10 @@ def _dict(value):
 # written by those modules (or was mangled on the way): nothing it says can be believed.
 INFO_FIELDS = {'installed': bool, 'cli_version': str, 'agent_runner_version': str, 'temporal_version': str,
                'problems': list, 'services': dict, 'skipped': bool, 'failed': bool, 'unreachable': bool}
-HEALTH_FIELDS = {'healthy': bool, 'grpc': bool, 'status': str, 'msg': str, 'components': dict,
+HEALTH_FIELDS = {'healthy': bool, 'grpc': bool, 'status': str, 'msg': str, 'components': dict, 'polling': list,
                  'skipped': bool, 'failed': bool, 'unreachable': bool}
 # Lists whose elements are read as text.
-_TEXT_LISTS = ('problems',)
+_TEXT_LISTS = ('problems', 'polling')
 _TYPE_NAMES = {bool: 'a boolean', str: 'a string', list: 'a list', dict: 'a mapping'}
 
 
@@ -201,6 +201,12 @@ def health_text(health):
     return 'unknown'
 
 
+def polling_of(health):
+    """The components Temporal lists polling (stigmer_health's polling), or None when not known."""
+    polling = _dict(health).get('polling')
+    return [one_line(name, 100) for name in polling] if isinstance(polling, list) else None
+
+
 def _services(info, health):
     source = info.get('services')
     if not isinstance(source, dict) or not source:
@@ -262,6 +268,7 @@ def classify_host(entry, fleet=None, expected=False):
         'agent_runner_version': runner,
         'temporal_version': plain_version(info.get('temporal_version')),
         'services': dict((name, service_status(value)) for name, value in services.items()),
+        'polling': polling_of(health),
         'health': health_text(health),
     }
     if entry.get('unreachable'):
@@ -347,6 +354,13 @@ def services_text(services):
     return ' '.join('%s=%s' % (name, status) for name, status in sorted(services.items())) or NO_VALUE
 
 
+def polling_text(polling):
+    """Who Temporal lists polling: names, 'none', or '-' when not known."""
+    if polling is None:
+        return NO_VALUE
+    return ', '.join(polling) or 'none'
+
+
 def services_brief(services):
     """For the narrow screen table: how many are active, and by name those that are not."""
     if not services:
@@ -369,7 +383,7 @@ def verdict(summary):
 TABLE_REASON_CHARS = 120
 TABLE_COLUMNS = (('HOST', 'host'), ('PLATFORM', 'platform'), ('STATE', 'state'), ('CLI', 'cli_version'),
                  ('AGENT-RUNNER', 'agent_runner_version'), ('TEMPORAL', 'temporal_version'),
-                 ('SERVICES', 'services'), ('REASON', 'reasons'))
+                 ('SERVICES', 'services'), ('POLLING', 'polling'), ('REASON', 'reasons'))
 
 
 def _table_cells(row):
@@ -377,6 +391,8 @@ def _table_cells(row):
     for _title, key in TABLE_COLUMNS:
         if key == 'services':
             cells.append(services_brief(row['services']))
+        elif key == 'polling':
+            cells.append(polling_text(row['polling']))
         elif key == 'reasons':
             # The screen gets the gist; the files keep every word.
             cells.append(one_line('; '.join(row['reasons']), TABLE_REASON_CHARS))
@@ -425,12 +441,13 @@ def markdown_escape(text):
 def render_markdown(report):
     summary = report['summary']
     lines = ['# Stigmer fleet report', '', '**%s**' % markdown_escape(verdict(summary)), '']
-    lines.append('| host | platform | state | CLI | agent-runner | temporal | services | health | reasons |')
-    lines.append('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    lines.append('| host | platform | state | CLI | agent-runner | temporal | services | polling | health | reasons |')
+    lines.append('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     for row in report['rows']:
         cells = [row['host'], _cell(row['platform']), row['state'], _cell(row['cli_version']),
                  _cell(row['agent_runner_version']), _cell(row['temporal_version']),
-                 services_text(row['services']), row['health'], '; '.join(row['reasons']) or NO_VALUE]
+                 services_text(row['services']), polling_text(row['polling']), row['health'],
+                 '; '.join(row['reasons']) or NO_VALUE]
         lines.append('| %s |' % ' | '.join(markdown_escape(c) for c in cells))
     if summary['problems']:
         lines += ['', '## Problems', '']
@@ -458,7 +475,7 @@ th{padding:6px 12px;text-align:left;font-size:13px;color:#59636e;border-bottom:2
 td{padding:8px 12px;vertical-align:middle;background:#f6f8fa;border-top:1px solid #d8dee4;border-bottom:1px solid #d8dee4}
 td.name{font-weight:600;white-space:nowrap}
 td.version,td.platform{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;white-space:nowrap}
-td.services{font-size:13px}
+td.services,td.polling{font-size:13px}
 td.health{min-width:8em}
 td.services span{display:inline-block;margin:1px 6px 1px 0;white-space:nowrap}
 td.reasons{min-width:16em;max-width:48em;overflow-wrap:anywhere}
@@ -489,6 +506,7 @@ def _html_row(row):
         '<td class="version">%s</td>' % esc(_cell(row['agent_runner_version'])),
         '<td class="version">%s</td>' % esc(_cell(row['temporal_version'])),
         '<td class="services">%s</td>' % (services or NO_VALUE),
+        '<td class="polling">%s</td>' % esc(polling_text(row['polling'])),
         '<td class="health">%s</td>' % esc(row['health']),
         '<td class="reasons">%s</td>' % ('<ul>%s</ul>' % reasons if reasons else NO_VALUE),
         '</tr>',
@@ -503,7 +521,8 @@ def render_html(report):
     title = 'Stigmer fleet report: %s %s' % (version, 'OK' if summary['ok'] else 'NOT OK')
     counts = ''.join('<li>%s <b>%d</b></li>' % (esc(state), summary['counts'].get(state, 0)) for state in STATES)
     head = ['<th>%s</th>' % esc(name) for name in
-            ('Host', 'Platform', 'State', 'CLI', 'Agent-runner', 'Temporal', 'Services', 'Health', 'Reasons')]
+            ('Host', 'Platform', 'State', 'CLI', 'Agent-runner', 'Temporal', 'Services', 'Polling', 'Health',
+             'Reasons')]
     parts = [
         '<!DOCTYPE html>',
         '<html lang="en">',

@@ -2,18 +2,21 @@
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The health gate: are the Stigmer services up, settled, and ready?
+"""The health gate: are the Stigmer services up, settled, and working?
 
 A gRPC answer alone proves little: the v0.0.5-v0.0.7 workflow-runner exits at
-once and crash-loops under Restart=always, an agent-runner is useful only once
-it logs that it polls, and a server started before Temporal serves gRPC without
-its workers forever. So the gate samples the service manager (systemd or
-launchd) and each component's log of its current start, and succeeds only after
+once and crash-loops under Restart=always, and a server started before Temporal
+serves gRPC without its workers forever. What shows that a worker works is
+Temporal's own list of the processes polling its task queues. So the gate
+samples the service manager (systemd or launchd) for each component's state and
+processes, asks Temporal which of those processes poll every task queue the
+component must serve, for every task type it registers, and succeeds only after
 a window in which nothing restarted.
 
 Parsing and the decision are pure functions and the Gate class; every process
 call goes through one runner, ``runner(argv) -> (rc, stdout, stderr)``
-(AnsibleModule.run_command in production), so tests replay recorded output.
+(AnsibleModule.run_command in production), so tests replay recorded output, and
+Temporal is asked through a _temporal.Temporal, which tests replace.
 
 Standard library only: this runs on managed hosts.
 """
@@ -24,27 +27,29 @@ import re
 import stat
 import time
 
+from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import GrpcError
 from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import (
     kickstart_argv,
     print_argv,
     validate_label,
     LaunchdError,
 )
+from ansible_collections.stigmer.runtime.plugins.module_utils._temporal import missing_text, poll_verdict
 
 SYSTEMCTL = 'systemctl'
 JOURNALCTL = 'journalctl'
+PS = '/bin/ps'
 SHOW_PROPERTIES = ('Id', 'ActiveState', 'SubState', 'MainPID', 'NRestarts', 'InvocationID',
-                   'ExecMainStartTimestamp', 'ExecMainStartTimestampMonotonic')
+                   'ExecMainStartTimestamp', 'ExecMainStartTimestampMonotonic', 'ControlGroup')
 INVOCATION_RE = re.compile(r'^[0-9a-f]{32}$')
-# Logs of the current start are read up to a bound: a component that logged
-# more than this since it started has been up for a long while, and its
-# ready line, if any, lies before the window (reported as ready: null).
-JOURNAL_WINDOW = 5000
+CGROUP_ROOT = '/sys/fs/cgroup'
+# Only the end of a launchd log file is read for the lines shown on failure.
 LOG_TAIL_BYTES = 256 * 1024
-# The role's launchd wrapper writes this line before it execs the component.
-START_MARKER = re.compile(r'^stigmer\.runtime: start pid (\d+)\b')
 CRASH_LOOP = 3          # restarts during the gate that end it at once
 INTERVAL = 1.0          # seconds between samples
+# A worker polls within a second or two of its start: a younger process is never restarted for
+# want of pollers, whatever the settle time.
+POLL_GRACE = 5
 
 
 class ServiceStateError(Exception):
@@ -61,12 +66,6 @@ def show_argv(units):
 
 def restart_argv(unit):
     return [SYSTEMCTL, 'restart', unit]
-
-
-def journal_argv(invocation_id, lines=JOURNAL_WINDOW):
-    """The last lines a unit logged in one start (invocation)."""
-    return [JOURNALCTL, '--no-pager', '-q', '-a', '-o', 'cat', '-n', str(lines),
-            '_SYSTEMD_INVOCATION_ID=%s' % invocation_id]
 
 
 def journal_tail_argv(unit, lines):
@@ -120,7 +119,28 @@ def systemd_state(props, now=None):
         'start_id': invocation if INVOCATION_RE.match(invocation) else None,
         'counter': _int(props.get('NRestarts')),
         'started': props.get('ExecMainStartTimestamp') or None,
+        'cgroup': props.get('ControlGroup') or None,
     }
+
+
+def cgroup_procs_paths(cgroup, root=CGROUP_ROOT):
+    """Where the kernel lists the processes of a unit's control group (systemd's ControlGroup):
+    on the unified hierarchy (cgroup v2), else on systemd's own v1 hierarchy. None of them for
+    anything but a unit's group: empty, the root, or a path that climbs."""
+    parts = (cgroup or '').split('/')
+    if parts[0] != '' or not any(parts) or '..' in parts or '.' in parts:
+        return []
+    return ['%s%s/cgroup.procs' % (root, cgroup), '%s/systemd%s/cgroup.procs' % (root, cgroup)]
+
+
+def parse_pids(text):
+    """A cgroup.procs file: one PID a line."""
+    return set(int(word) for word in text.split() if word.isdigit())
+
+
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
 
 
 # ---------------------------------------------------------------------------
@@ -168,23 +188,32 @@ def launchd_state(rc, text):
     }
 
 
-def since_start(text, pid):
-    """The part of a launchd log written by the start with this pid: (text, found).
+def ps_argv():
+    return [PS, '-A', '-o', 'pid=,ppid=']
 
-    That start begins after its `stigmer.runtime: start pid <pid>` line and
-    ends at the next start's marker, if the job restarted since.
-    """
-    out, found, collecting = [], False, False
+
+def parse_ps(text):
+    """`ps -A -o pid=,ppid=` -> {pid: parent pid}."""
+    parents = {}
     for line in text.splitlines():
-        match = START_MARKER.match(line)
-        if match:
-            collecting = pid is not None and int(match.group(1)) == pid
-            if collecting:
-                found, out = True, []
-            continue
-        if collecting:
-            out.append(line)
-    return '\n'.join(out), found
+        words = line.split()
+        if len(words) == 2 and words[0].isdigit() and words[1].isdigit():
+            parents[int(words[0])] = int(words[1])
+    return parents
+
+
+def descendants(parents, root):
+    """root and every process below it, from parse_ps(): a job's processes under launchd."""
+    children = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return sorted(found)
 
 
 def read_tail(path, max_bytes=LOG_TAIL_BYTES):
@@ -237,29 +266,9 @@ def plain_text(text):
     return _ANSI_RE.sub('', text)
 
 
-def log_verdict(text, complete, ready_pattern=None, stale_pattern=None):
-    """(ready, stale) from the log of the current start.
-
-    ready: True (seen, or nothing to wait for), False, or None when the log
-    window does not reach back to the start (long running: accepted).
-    """
-    text = plain_text(text)
-    if not ready_pattern or ready_pattern in text:
-        ready = True
-    else:
-        ready = False if complete else None
-    return ready, bool(stale_pattern) and stale_pattern in text
-
-
 def last_lines(text, count):
     lines = plain_text(text).splitlines()
     return lines[-count:] if count > 0 else []
-
-
-def describe_start(state):
-    if state.get('started'):
-        return 'since it started at %s' % state['started']
-    return 'since it started (pid %s)' % state.get('pid')
 
 
 def not_running(name, unit, state):
@@ -272,19 +281,26 @@ def not_running(name, unit, state):
 class Gate(object):
     """The decision over successive samples; knows nothing of processes or clocks.
 
-    observe(now, components, grpc) takes one sample: components is
-    {name: state} where each state (from systemd_state/launchd_state) also
-    carries 'ready', 'stale' and optionally 'log_error'; grpc is probe()'s
-    result or None. It returns {'verdict': 'healthy' | 'waiting' | 'failed' |
-    'restart', 'problems': [...], 'restart': [names]}.
+    observe(now, components, grpc, temporal_problem) takes one sample:
+    components is {name: state} where each state (from systemd_state or
+    launchd_state) also carries 'ready', 'pollers' and 'missing' (from
+    ask_temporal); grpc is probe()'s result or None; temporal_problem is why
+    Temporal could not answer, or None. It returns {'verdict': 'healthy' |
+    'waiting' | 'failed' | 'restart', 'problems': [...], 'restart': [names]}.
+
+    A component marked restart_without_pollers that Temporal lists polling
+    nothing at all once it has run restart_after seconds is restarted (once:
+    the second time fails the gate); restart_after None restarts nothing.
     """
 
-    def __init__(self, components, settle, start):
+    def __init__(self, components, settle, start, restart_after=None):
         self.units = dict((c['name'], c['unit']) for c in components)
-        self.stale_patterns = dict((c['name'], c.get('stale_pattern')) for c in components)
+        self.restartable = set(c['name'] for c in components if c.get('restart_without_pollers'))
         self.settle = settle
         self.start = start
+        self.restart_after = restart_after
         self.previous = {}
+        self.first_seen = {}
         self.growth = dict((name, 0) for name in self.units)
         self.notes = {}
         self.restarted = []
@@ -318,9 +334,28 @@ class Gate(object):
             self.notes[name] = '%s was restarted (pid %s -> %s)' % (name, before['pid'], state['pid'])
         return delta > 0 or moved
 
-    def observe(self, now, components, grpc):
+    def up_for(self, now, name, state):
+        """How long the current start has run: its uptime where the service manager tells it
+        (systemd), else at least since the gate first saw it (launchd)."""
+        first = self.first_seen.setdefault((name, state['start_id']), now)
+        return max(state.get('uptime') or 0.0, now - first)
+
+    def _unpolled(self, now, name, state):
+        """('restart' | 'failed' | 'waiting', problem) for a running component Temporal lists
+        missing pollers of."""
+        silent = not any(pids for types in state['pollers'].values() for pids in types.values())
+        up_for = self.up_for(now, name, state)
+        if name not in self.restartable or not silent or self.restart_after is None or up_for < self.restart_after:
+            return 'waiting', missing_text(name, state['missing'])
+        if name in self.restarted:
+            return 'failed', ('%s: Temporal still lists no poller of this unit on any of its task queues %d s '
+                              'after the gate restarted it' % (name, round(up_for)))
+        return 'restart', ('%s: Temporal lists no poller of this unit on any of its task queues %d s after it '
+                           'started' % (name, round(up_for)))
+
+    def observe(self, now, components, grpc, temporal_problem=None):
         changed = [name for name in self.units if self._track(now, name, components[name])]
-        problems, restart, fatal = [], [], False
+        problems, restart, reasons, fatal = [], [], [], False
         for name in self.units:
             if self.growth[name] >= CRASH_LOOP:
                 problems.append('%s restarted %d times in %d s (crash loop)'
@@ -328,27 +363,26 @@ class Gate(object):
                 fatal = True
         if grpc is not None and not grpc['healthy']:
             problems.append(grpc['msg'])
+        if temporal_problem:
+            problems.append(temporal_problem)
         for name, unit in self.units.items():
             state = components[name]
             if not state['active']:
                 problems.append(not_running(name, unit, state))
-            elif state.get('stale'):
-                if name in self.restarted:
-                    problems.append('%s logged %r again after the gate restarted it'
-                                    % (name, self.stale_patterns[name]))
-                    fatal = True
-                else:
+            elif state.get('missing'):
+                verdict, problem = self._unpolled(now, name, state)
+                if verdict == 'restart':
                     restart.append(name)
-            elif state.get('log_error'):
-                problems.append('%s: %s' % (name, state['log_error']))
-            elif state.get('ready') is False:
-                problems.append('%s has not logged its ready line %s' % (name, describe_start(state)))
+                    reasons.append(problem)
+                else:
+                    problems.append(problem)
+                    fatal = fatal or verdict == 'failed'
         # What restarted during the gate (short of a crash loop) explains a failure.
         notes = [self.notes[name] for name in self.units if name in self.notes and self.growth[name] < CRASH_LOOP]
         if fatal:
             return {'verdict': 'failed', 'problems': problems + notes, 'restart': []}
         if restart:
-            return {'verdict': 'restart', 'problems': problems, 'restart': restart}
+            return {'verdict': 'restart', 'problems': reasons, 'restart': restart}
         if problems:
             self.stable_since = None
             return {'verdict': 'waiting', 'problems': problems + notes, 'restart': []}
@@ -371,12 +405,14 @@ class Gate(object):
 # ---------------------------------------------------------------------------
 
 class Systemd(object):
-    """Samples units with one `systemctl show`, reads logs by invocation ID."""
+    """Samples units with one `systemctl show`; a unit's processes are those of its control group."""
 
-    def __init__(self, runner):
+    def __init__(self, runner, read=read_text):
         self.runner = runner
+        self.read = read
 
     def states(self, components):
+        """{name: state}; a running component with task queues also gets its 'pids'."""
         units = [c['unit'] for c in components]
         rc, out, err = self.runner(show_argv(units))
         if rc != 0:
@@ -384,14 +420,24 @@ class Systemd(object):
                                     % (' '.join(show_argv(units)), rc, (err or out).strip()))
         props = parse_show(out, units)
         now = time.monotonic()
-        return dict((c['name'], systemd_state(props[c['unit']], now)) for c in components)
+        states = {}
+        for c in components:
+            state = systemd_state(props[c['unit']], now)
+            if c.get('queues') and state['active']:
+                state['pids'] = self.unit_pids(state)
+            states[c['name']] = state
+        return states
 
-    def current_log(self, component, state):
-        """(text of the current start, whether it reaches back to the start)."""
-        rc, out, err = self.runner(journal_argv(state['start_id']))
-        if rc != 0:
-            raise ServiceStateError('journalctl failed (rc=%d): %s' % (rc, (err or out).strip()))
-        return out, len(out.splitlines()) < JOURNAL_WINDOW
+    def unit_pids(self, state):
+        """The main PID and every process of the unit's control group (the agent-runner's
+        bootloader is the main PID; the child it starts is what polls)."""
+        pids = {state['pid']}
+        for path in cgroup_procs_paths(state['cgroup']):
+            try:
+                return sorted(pids | parse_pids(self.read(path)))
+            except (IOError, OSError):
+                continue  # not this hierarchy
+        return sorted(pids)
 
     def tail(self, component, count):
         rc, out, err = self.runner(journal_tail_argv(component['unit'], count))
@@ -404,31 +450,28 @@ class Systemd(object):
 
 
 class Launchd(object):
-    """Samples jobs with `launchctl print`, reads the log file the wrapper marks at each start."""
+    """Samples jobs with `launchctl print`; a job's processes are its PID and what descends from it."""
 
     def __init__(self, runner, read=read_tail):
         self.runner = runner
         self.read = read
 
     def states(self, components):
+        """{name: state}; a running component with task queues also gets its 'pids' (one `ps`
+        for all of them)."""
         out = {}
         for c in components:
             rc, text, dummy = self.runner(print_argv(c['unit']))
             out[c['name']] = launchd_state(rc, text)
+        polling = [c['name'] for c in components if c.get('queues') and out[c['name']]['active']]
+        if polling:
+            rc, text, err = self.runner(ps_argv())
+            if rc != 0:
+                raise ServiceStateError('%s failed (rc=%d): %s' % (' '.join(ps_argv()), rc, (err or text).strip()))
+            parents = parse_ps(text)
+            for name in polling:
+                out[name]['pids'] = descendants(parents, out[name]['pid'])
         return out
-
-    def current_log(self, component, state):
-        try:
-            text, truncated = self.read(component['log_path'])
-        except OSError as exc:
-            raise ServiceStateError('cannot read %s: %s' % (component['log_path'], exc.strerror or exc))
-        part, found = since_start(text, state['pid'])
-        if found:
-            return part, True
-        if truncated:
-            return text, False  # the start lies before the window: all of it is since then
-        raise ServiceStateError("%s has no 'stigmer.runtime: start pid %s' line, so its current start "
-                                "cannot be told apart" % (component['log_path'], state['pid']))
 
     def tail(self, component, count):
         try:
@@ -458,6 +501,8 @@ def component_problems(manager, components):
                 problems.append('component %s needs log_path under launchd' % c['name'])
         elif not unit or unit.startswith('-') or re.search(r'[\s/]', unit):
             problems.append('component %s: %r is not a systemd unit name' % (c['name'], unit))
+        problems.extend('component %s: queue %s names no task type' % (c['name'], q['name'])
+                        for q in c.get('queues') or [] if not q['types'])
     return problems
 
 
@@ -465,52 +510,78 @@ def component_problems(manager, components):
 # The loop
 # ---------------------------------------------------------------------------
 
-def _sample(manager, components, seen_ready):
-    """States with 'ready'/'stale'/'log_error' filled in; seen_ready caches ready starts."""
-    states = manager.states(components) if components else {}
+def ask_temporal(temporal, components, states, seen_polling):
+    """Fill in each state's 'ready', 'pollers' and 'missing'; return why Temporal could not be
+    asked, or None.
+
+    ready: a running component with task queues is ready when Temporal lists a process of its
+    unit polling each queue for each task type it registers; Temporal itself, when it says
+    SERVING; any other, when it runs. seen_polling ({(name, start): pollers}) keeps what a
+    start was seen polling: it is not asked about again.
+    """
+    asking = []
     for c in components:
         state = states[c['name']]
-        state.update(ready=True, stale=False, log_error=None)
-        key = (c['name'], state['start_id'])
-        if not state['active'] or not (c.get('ready_pattern') or c.get('stale_pattern')):
-            state['ready'] = state['active'] or not c.get('ready_pattern')
+        state.update(ready=state['active'], pollers={}, missing=[])
+        if not state['active']:
             continue
-        if key in seen_ready and not c.get('stale_pattern'):
+        if c.get('queues') and (c['name'], state['start_id']) in seen_polling:
+            state['pollers'] = seen_polling[(c['name'], state['start_id'])]
+        elif c.get('queues') or c.get('serves_temporal'):
+            state['ready'] = False
+            asking.append(c)
+    if not asking:
+        return None
+    serving = temporal.serving()
+    for c in asking:
+        if c.get('serves_temporal'):
+            states[c['name']]['ready'] = serving['healthy']
+    if not serving['healthy']:
+        return serving['msg']
+    now = temporal.clock()
+    for c in asking:
+        if not c.get('queues'):
             continue
+        state = states[c['name']]
+        pids = state.get('pids', [])
         try:
-            text, complete = manager.current_log(c, state)
-        except ServiceStateError as exc:
-            state.update(ready=False, log_error=str(exc))
-            continue
-        state['ready'], state['stale'] = log_verdict(text, complete, c.get('ready_pattern'),
-                                                     c.get('stale_pattern'))
+            answers = [(q['name'], t, temporal.unit_pollers(q['name'], t, pids, now))
+                       for q in c['queues'] for t in q['types']]
+        except GrpcError as exc:
+            return 'cannot ask Temporal at %s which processes poll: %s' % (temporal.where(), exc)
+        state['pollers'], state['missing'] = poll_verdict(answers, pids, temporal.hostname, now)
+        state['ready'] = not state['missing']
         if state['ready']:
-            seen_ready.add(key)
-    return states
+            seen_polling[(c['name'], state['start_id'])] = state['pollers']
+    return None
 
 
 def run_gate(manager, components, probe, wait, settle, runner=None, check_mode=False, log_lines=25,
-             clock=None, sleep=None):
+             clock=None, sleep=None, temporal=None):
     """Sample until healthy, a crash loop, or the deadline; return the module's result.
 
     manager is a Systemd or Launchd (None: no components), probe() the gRPC
-    probe (None: none), runner the process runner used for restarts.
+    probe (None: none), runner the process runner used for restarts, temporal
+    the _temporal.Temporal the components poll (needed when a component has
+    task queues or serves Temporal).
     """
     clock, sleep = clock or time.monotonic, sleep or time.sleep
     start = clock()
     deadline = start + wait
-    gate = Gate(components, settle if wait else 0, start)
-    seen_ready, restarted, states, grpc = set(), [], {}, None
+    # One sample (wait 0, as the fleet report takes) restarts nothing: no time to check again.
+    gate = Gate(components, settle if wait else 0, start, max(settle, POLL_GRACE) if wait else None)
+    seen_polling, restarted, states, grpc = {}, [], {}, None
     while True:
         try:
-            states = _sample(manager, components, seen_ready)
+            states = manager.states(components) if components else {}
+            temporal_problem = ask_temporal(temporal, components, states, seen_polling)
             grpc = probe() if probe else None
-            result = gate.observe(clock(), states, grpc)
+            result = gate.observe(clock(), states, grpc, temporal_problem)
         except ServiceStateError as exc:
             gate.unsettle()
             result = {'verdict': 'waiting', 'problems': [str(exc)], 'restart': []}
         if result['verdict'] == 'restart':
-            why = '; '.join('%s logged %r since it started' % (n, gate.stale_patterns[n]) for n in result['restart'])
+            why = '; '.join(result['problems'])
             if check_mode:
                 restarted = list(result['restart'])
                 result = {'verdict': 'failed', 'restart': [],
@@ -554,14 +625,18 @@ def _result(manager, components, states, grpc, gate, result, restarted, log_line
         report[c['name']] = {
             'unit': c['unit'], 'active': state.get('active', False), 'state': state.get('state'),
             'pid': state.get('pid'), 'restarts': gate.growth[c['name']], 'ready': state.get('ready'),
-            'started': state.get('started'),
+            'started': state.get('started'), 'pollers': state.get('pollers', {}),
         }
+    # Which components Temporal lists polling every queue they must.
+    polling = [c['name'] for c in components if c.get('queues') and report[c['name']]['ready']]
     if healthy:
         parts = [grpc['msg']] if grpc else []
         if components and settle:
             parts.append('%s stayed up for %d s with no restart' % (', '.join(report), settle))
         elif components:
             parts.append('%s %s running' % (', '.join(report), 'is' if len(report) == 1 else 'are'))
+        if polling:
+            parts.append('Temporal lists pollers of %s on every task queue' % ', '.join(polling))
         if restarted:
             parts.append('restarted %s first' % ', '.join(restarted))
         msg, logs = '; '.join(parts) or 'nothing to check', {}
@@ -569,5 +644,5 @@ def _result(manager, components, states, grpc, gate, result, restarted, log_line
         msg = '; '.join(result['problems'])
         logs = dict((c['name'], manager.tail(c, log_lines)) for c in components)
     return {'changed': bool(restarted), 'healthy': healthy, 'msg': msg, 'restarted': restarted,
-            'components': report, 'logs': logs, 'grpc': bool(grpc and grpc['grpc']),
+            'components': report, 'polling': polling, 'logs': logs, 'grpc': bool(grpc and grpc['grpc']),
             'status': grpc['status'] if grpc else None}

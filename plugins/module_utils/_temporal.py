@@ -7,21 +7,35 @@
 WorkflowService/DescribeTaskQueue over the collection's own cleartext gRPC client
 (grpc_health.call), with just enough protobuf for its request and the pollers of its
 answer. A poller's identity is ``<pid>@<hostname>`` by the SDKs' default (the Go SDK
-adds a trailing ``@``), so the pollers can be matched to the processes of a unit.
+adds a trailing ``@``), so the pollers can be matched to the processes of a unit, and
+on a Temporal shared by several hosts to this host's processes only.
 
 Standard library only: this runs on managed hosts.
 """
 
 import re
+import socket
 import struct
+import time
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._grpc_health import (
-    GrpcError, call, encode_varint, read_varint)
+    GrpcError, address, call, encode_varint, health_check, read_varint)
 
 DESCRIBE_TASK_QUEUE = '/temporal.api.workflowservice.v1.WorkflowService/DescribeTaskQueue'
+# The service DescribeTaskQueue belongs to: its health is what the gate asks first.
+WORKFLOW_SERVICE = 'temporal.api.workflowservice.v1.WorkflowService'
 # temporal.api.enums.v1.TaskQueueType / TaskQueueKind
 TASK_TYPES = {'workflow': 1, 'activity': 2}
 KIND_NORMAL = 1
+# A worker's long poll lasts 60 to 70 s and the next follows at once, so a process that polls
+# was seen within that; 120 s leaves room for a slow round trip and some clock skew between
+# this host and an external Temporal (last_access is Temporal's clock).
+POLLER_MAX_AGE = 120
+# Temporal spreads a task queue over partitions (matching.numTaskqueueReadPartitions, 4 by default,
+# as in the dev server), the root and /_sys/<queue>/1.., and DescribeTaskQueue lists the pollers of
+# the one partition asked: a worker's poll can wait on a child partition for a minute unlisted at
+# the root. Pollers on partitions beyond these are seen once they poll one of them.
+READ_PARTITIONS = 4
 _IDENTITY = re.compile(r'^(\d+)@([^@]*)')
 
 
@@ -102,6 +116,12 @@ def identity_pid(identity):
     return int(match.group(1)) if match else None
 
 
+def identity_host(identity):
+    """The host name in an SDK's default identity, else None."""
+    match = _IDENTITY.match(identity or '')
+    return match.group(2) if match else None
+
+
 def pollers(host, port, namespace, queue, task_type, timeout=5.0, connect=None):
     """The pollers Temporal at host:port lists for one task queue and task type.
 
@@ -116,9 +136,79 @@ def pollers(host, port, namespace, queue, task_type, timeout=5.0, connect=None):
     return decode_pollers(answer[0])
 
 
-def polling_pids(found, pids, now, max_age):
-    """The pids among ``pids`` that polled within max_age seconds in ``found`` (decode_pollers())."""
+def polling_pids(found, pids, hostname, now, max_age=POLLER_MAX_AGE):
+    """The pids among ``pids`` whose process on this host (``hostname``) polled within max_age
+    seconds of now, in ``found`` (decode_pollers()). The same pid on another host is another process."""
     wanted = set(pids)
     return sorted(set(identity_pid(p['identity']) for p in found
-                      if identity_pid(p['identity']) in wanted
+                      if identity_pid(p['identity']) in wanted and identity_host(p['identity']) == hostname
                       and (p['last_access'] is None or now - p['last_access'] <= max_age)))
+
+
+def partitions(queue, count=READ_PARTITIONS):
+    """The names of a task queue's partitions, the root first."""
+    return [queue] + ['/_sys/%s/%d' % (queue, number) for number in range(1, count)]
+
+
+def poll_verdict(answers, pids, hostname, now, max_age=POLLER_MAX_AGE):
+    """What Temporal's answers say of one unit's processes.
+
+    answers: [(queue, task type, decode_pollers() list)], one per queue and type the unit must
+    poll. Returns (pollers, missing): {queue: {type: [pids]}} and the [(queue, type)] that no
+    process of the unit polled.
+    """
+    found, missing = {}, []
+    for queue, task_type, listed in answers:
+        pids_there = polling_pids(listed, pids, hostname, now, max_age)
+        found.setdefault(queue, {})[task_type] = pids_there
+        if not pids_there:
+            missing.append((queue, task_type))
+    return found, missing
+
+
+def missing_text(name, missing):
+    """'agent-runner: Temporal lists no activity poller of this unit on agent_execution_runner', for
+    each set of missing types the queues that lack them."""
+    by_types = {}
+    for queue in dict.fromkeys(q for q, t in missing):
+        types = tuple(t for t in TASK_TYPES if (queue, t) in missing)
+        by_types.setdefault(types, []).append(queue)
+    parts = ['no %s poller of this unit on %s' % (' or '.join(types), ', '.join(queues))
+             for types, queues in by_types.items()]
+    return '%s: Temporal lists %s' % (name, '; '.join(parts))
+
+
+class Temporal(object):
+    """The Temporal the components poll (host, port, namespace), as the health gate asks it."""
+
+    def __init__(self, host, port, namespace, timeout=5.0, connect=socket.create_connection, clock=time.time):
+        self.host, self.port, self.namespace = host, port, namespace
+        self.timeout, self.connect = timeout, connect
+        self.clock = clock    # the wall clock, which Temporal's last_access stamps are read against
+        self.hostname = socket.gethostname()   # what the SDKs put in their identity
+
+    def where(self):
+        return address(self.host, self.port)
+
+    def serving(self):
+        """{'healthy', 'msg'}: whether Temporal's workflow service says SERVING."""
+        try:
+            answer = health_check(self.host, self.port, WORKFLOW_SERVICE, self.timeout, self.connect)
+        except GrpcError as exc:
+            return {'healthy': False, 'msg': 'Temporal did not answer gRPC on %s: %s' % (self.where(), exc)}
+        if answer['status'] == 'SERVING':
+            return {'healthy': True, 'msg': answer['msg']}
+        return {'healthy': False, 'msg': 'Temporal is not serving yet: %s' % answer['msg']}
+
+    def pollers(self, queue, task_type):
+        return pollers(self.host, self.port, self.namespace, queue, task_type, self.timeout, self.connect)
+
+    def unit_pollers(self, queue, task_type, pids, now):
+        """The pollers of a queue and type, from its partitions in turn until one lists a process
+        among pids on this host."""
+        listed = []
+        for partition in partitions(queue):
+            listed.extend(self.pollers(partition, task_type))
+            if polling_pids(listed, pids, self.hostname, now):
+                break
+        return listed

@@ -63,7 +63,8 @@ options:
         type: raw
       health:
         description:
-          - The result of M(stigmer.runtime.stigmer_health) on the host (a mapping).
+          - The result of M(stigmer.runtime.stigmer_health) on the host (a mapping); its C(polling) says which
+            components Temporal lists polling.
           - Null or partial when a task failed, and read as O(hosts[].info) is.
         type: raw
       supervised:
@@ -159,8 +160,8 @@ table:
   type: list
   elements: str
   sample:
-    - "HOST   PLATFORM     STATE    CLI    AGENT-RUNNER  TEMPORAL  SERVICES                           REASON"
-    - "web-1  linux-amd64  healthy  0.1.0  0.1.0         1.5.1     agent-runner=active server=active"
+    - "HOST   PLATFORM     STATE    CLI    AGENT-RUNNER  TEMPORAL  SERVICES  POLLING                                REASON"
+    - "web-1  linux-amd64  healthy  0.1.0  0.1.0         1.5.1     4 active  server, workflow-runner, agent-runner"
     - "OK: fleet version v0.1.0, 1 host: 1 healthy"
 files:
   description: The report files written (in check mode, that would be written), whether or not they changed.
@@ -223,6 +224,14 @@ rows:
       description: Each component's service, C(active), C(inactive), C(failed), C(stale) (runs an older start) or C(unknown).
       type: dict
       sample: {agent-runner: active, server: stale}
+    polling:
+      description:
+        - The components Temporal lists polling every task queue they must (the C(polling) of the
+          M(stigmer.runtime.stigmer_health) result); null when the host's health result does not say.
+        - The table, Markdown and HTML show them as a comma-separated list, C(none), or C(-) when not known.
+      type: list
+      elements: str
+      sample: [server, workflow-runner, agent-runner]
     health:
       description: What the gRPC probe found, such as C(SERVING), C(answers gRPC (no health service)), C(no answer) or C(not checked).
       type: str

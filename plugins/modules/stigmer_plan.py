@@ -94,10 +94,19 @@ releases:
   returned: unless O(settings_only)
   type: dict
 health_components:
-  description: The enabled components as M(stigmer.runtime.stigmer_health) watches them.
+  description:
+    - The enabled components as M(stigmer.runtime.stigmer_health) watches them, each with the task queues
+      it polls (their names as the component's environment sets them) and the task types it registers there.
   returned: unless O(settings_only)
   type: list
   elements: dict
+temporal:
+  description:
+    - The Temporal the components poll, as M(stigmer.runtime.stigmer_health) asks it, by C(host) and C(port) (the
+      bundled dev server's, or C(stigmer_temporal_address)) and C(namespace).
+  returned: unless O(settings_only)
+  type: dict
+  sample: {host: 127.0.0.1, port: 7233, namespace: default}
 report_components:
   description: The enabled components as M(stigmer.runtime.stigmer_info) reports them.
   returned: unless O(settings_only)

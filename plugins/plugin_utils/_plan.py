@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._version import tag_to_version
 from ansible_collections.stigmer.runtime.plugins.plugin_utils._settings import (
@@ -29,8 +29,8 @@ LOCK_TIMEOUT = 600
 WAIT_FOR_PORT = ("for _ in {1..60}; do (exec 3<>\"/dev/tcp/$1/$2\") 2>/dev/null && exit 0; sleep 1; done; "
                  "echo \"Temporal at $1:$2 did not accept connections within 60 s\" >&2; exit 1")
 # launchd has no ExecStartPre: each job's shell reads the component's environment file, marks
-# the start in the log (the health gate reads the current start's lines from that mark on),
-# waits for Temporal when given its host and port, then becomes the component.
+# the start in the log (one file holds every start's lines), waits for Temporal when given its
+# host and port, then becomes the component.
 LAUNCHD_WRAPPER = ('set -a; . "$0"; set +a; echo "stigmer.runtime: start pid $$" >&2; h=$1; p=$2; shift 2; '
                    'if [ -n "$h" ]; then i=0; until /usr/bin/nc -z -G 1 "$h" "$p" 2>/dev/null; do i=$((i+1)); '
                    'if [ "$i" -ge 60 ]; then echo "Temporal at $h:$p did not accept connections within 60 s" >&2; '
@@ -42,6 +42,23 @@ LAUNCHD_WRAPPER = ('set -a; . "$0"; set +a; echo "stigmer.runtime: start pid $$"
 # ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class TaskQueue:
+    """A Temporal task queue a component polls: its default name, the environment variable that
+    renames it, and the task types the component registers there (Temporal's SDKs poll a type
+    only when something of it is registered)."""
+    default: str
+    variable: str
+    types: Tuple[str, ...]
+
+    def name_in(self, environment):
+        # As upstream reads it: unset or empty means the default.
+        return environment.get(self.variable) or self.default
+
+
+WORKFLOW, ACTIVITY, BOTH = ('workflow',), ('activity',), ('workflow', 'activity')
+
+
+@dataclass(frozen=True)
 class ComponentKind:
     """What a component is, whatever the settings (docs/runtime-facts.md)."""
     name: str
@@ -49,18 +66,27 @@ class ComponentKind:
     wait_for_temporal: bool      # a server started before Temporal serves without its workers
     write_execute: bool          # UPX-packed PyInstaller binary: needs writable+executable memory
     stop_timeout: int            # seconds from SIGTERM to SIGKILL
-    ready_pattern: Optional[str] = None   # logged once it works; the gate waits for it
-    stale_pattern: Optional[str] = None   # logged by a server that started without Temporal
+    queues: Tuple[TaskQueue, ...] = ()   # what it polls once it works: the gate asks Temporal
+    serves_temporal: bool = False        # Temporal itself: ready when it says SERVING
+    restart_without_pollers: bool = False   # connects to Temporal only at start: a restart cures it
 
 
+# Queues and types as upstream registers them: the server at v0.0.5-v0.0.7 (pkg/domain/*/temporal),
+# the workflow runner at v0.0.8-v0.0.12 (worker/worker.go), the agent-runner (worker/worker.py).
 COMPONENTS = (
-    ComponentKind('temporal', 'Temporal dev server for Stigmer', False, False, 30),
-    ComponentKind('server', 'Stigmer server', True, False, 30,
-                  stale_pattern='Failed to connect to Temporal server'),
+    ComponentKind('temporal', 'Temporal dev server for Stigmer', False, False, 30, serves_temporal=True),
+    ComponentKind('server', 'Stigmer server', True, False, 30, restart_without_pollers=True, queues=(
+        TaskQueue('agent_execution_stigmer', 'TEMPORAL_AGENT_EXECUTION_STIGMER_TASK_QUEUE', BOTH),
+        TaskQueue('workflow_execution_stigmer', 'TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE', BOTH),
+        # The validation worker registers its workflow only; the activity is the workflow runner's.
+        TaskQueue('workflow_validation_stigmer', 'TEMPORAL_WORKFLOW_VALIDATION_STIGMER_TASK_QUEUE', WORKFLOW))),
     # Upstream's workflow runner logs that it stopped on SIGTERM but never exits.
-    ComponentKind('workflow-runner', 'Stigmer workflow runner', True, False, 5),
-    ComponentKind('agent-runner', 'Stigmer agent runner', True, True, 30,
-                  ready_pattern='Worker ready, polling for tasks'),
+    ComponentKind('workflow-runner', 'Stigmer workflow runner', True, False, 5, queues=(
+        TaskQueue('workflow_execution_runner', 'TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE', ACTIVITY),
+        TaskQueue('workflow_validation_runner', 'TEMPORAL_WORKFLOW_VALIDATION_RUNNER_TASK_QUEUE', ACTIVITY),
+        TaskQueue('zigflow_execution', 'TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE', BOTH))),
+    ComponentKind('agent-runner', 'Stigmer agent runner', True, True, 30, queues=(
+        TaskQueue('agent_execution_runner', 'TEMPORAL_AGENT_EXECUTION_RUNNER_TASK_QUEUE', ACTIVITY),)),
 )
 
 
@@ -155,10 +181,20 @@ class Plan:
         return dict((c.env_path, environment_file(c)) for c in self.enabled())
 
     def health_components(self):
+        """The enabled components as stigmer_health watches them; each queue's name as the component's
+        environment sets it."""
         launchd = self.platform['service_manager'] == 'launchd'
-        return [{'name': c.name, 'unit': c.unit, 'ready_pattern': c.kind.ready_pattern,
-                 'stale_pattern': c.kind.stale_pattern, 'log_path': c.log_path if launchd else None}
+        return [{'name': c.name, 'unit': c.unit, 'log_path': c.log_path if launchd else None,
+                 'queues': [{'name': q.name_in(c.environment), 'types': list(q.types)} for q in c.kind.queues],
+                 'serves_temporal': c.kind.serves_temporal,
+                 'restart_without_pollers': c.kind.restart_without_pollers}
                 for c in self.enabled()] if self.derived['services'] else []
+
+    def temporal(self):
+        """The Temporal the components poll, as stigmer_health asks it: the bundled dev server's
+        address or stigmer_temporal_address, and the namespace."""
+        return {'host': self.derived['temporal_host'], 'port': self.derived['temporal_port'],
+                'namespace': self.settings['stigmer_temporal_namespace']}
 
     def report_components(self):
         return [{'name': c.name, 'unit': c.unit, 'watch': c.watch}
@@ -171,6 +207,7 @@ class Plan:
             'releases': dict((k, {'repo': r.repo, 'tag': r.tag, 'version': r.version})
                              for k, r in self.releases.items()),
             'health_components': self.health_components(),
+            'temporal': self.temporal(),
             'report_components': self.report_components(),
             'paths': {'prefix': self.layout.prefix, 'home': self.layout.home, 'current': self.layout.current,
                       'temporal_current': self.layout.temporal_current, 'artifact_dir': self.layout.artifact_dir,

@@ -52,7 +52,7 @@ def test_full_run_returns_the_public_plan_without_secrets(run):
     result = run({'releases': release_results()}, secret_vars())
     assert 'failed' not in result
     expected = build_plan(stigmer_llm_provider='anthropic', stigmer_anthropic_api_key=ANTHROPIC).public()
-    for key in ('plan', 'releases', 'health_components', 'report_components', 'paths'):
+    for key in ('plan', 'releases', 'health_components', 'temporal', 'report_components', 'paths'):
         assert result[key] == expected[key], key
     assert result['releases']['stigmer']['tag'] == 'v0.1.0'
     dumped = json.dumps(result)

@@ -48,8 +48,8 @@ def info(cli='0.1.0', runner=None, temporal='1.5.1', installed=True, problems=No
     }
 
 
-def health(healthy=True, msg='', grpc=True, status='SERVING'):
-    return {'healthy': healthy, 'msg': msg, 'grpc': grpc, 'status': status, 'components': {}}
+def health(healthy=True, msg='', grpc=True, status='SERVING', polling=('server', 'agent-runner')):
+    return {'healthy': healthy, 'msg': msg, 'grpc': grpc, 'status': status, 'components': {}, 'polling': list(polling)}
 
 
 def host(name='web-1', platform='linux-amd64', unreachable=None, failed=None, **kwargs):
@@ -68,7 +68,8 @@ def test_healthy_host():
     assert row == {
         'host': 'web-1', 'platform': 'linux-amd64', 'state': 'healthy', 'cli_version': '0.1.0',
         'agent_runner_version': '0.1.0', 'temporal_version': '1.5.1',
-        'services': {'agent-runner': 'active', 'server': 'active'}, 'health': 'SERVING', 'reasons': [],
+        'services': {'agent-runner': 'active', 'server': 'active'}, 'polling': ['server', 'agent-runner'],
+        'health': 'SERVING', 'reasons': [],
     }
 
 
@@ -294,6 +295,27 @@ def test_versions_are_shown_without_a_leading_v():
     assert row['state'] == 'healthy'
 
 
+# --- what Temporal sees -------------------------------------------------------------------------
+
+def test_each_host_says_which_components_temporal_lists_polling():
+    unhealthy = health(healthy=False, polling=['server'],
+                       msg='agent-runner: Temporal lists no activity poller of this unit on agent_execution_runner')
+    report = classify([host('web-1'), host('web-2', health=unhealthy), host('web-3', health=health(polling=())),
+                       host('web-4', health=dict(health(), polling=None)), host('web-5', health=None)], 'v0.1.0')
+    rows = report['rows']
+    assert [r['polling'] for r in rows] == [['server', 'agent-runner'], ['server'], [], None, None]
+    assert (rows[1]['state'], rows[1]['reasons']) == ('unhealthy', [unhealthy['msg']])
+    assert report['summary']['problems'][0] == 'web-2: unhealthy: ' + unhealthy['msg']
+    table = render_table(report)
+    column = table[0].index('POLLING')
+    assert [line[column:].split('  ')[0] for line in table[1:6]] == ['server, agent-runner', 'server', 'none', '-', '-']
+    markdown = render_markdown(report)
+    assert '| services | polling | health |' in markdown
+    assert '| agent-runner=active server=active | server, agent-runner | SERVING |' in markdown
+    assert '<td class="polling">server, agent-runner</td>' in render_html(report)
+    assert json.loads(render_json(report))['hosts'][1]['polling'] == ['server']
+
+
 # --- results that cannot be read -----------------------------------------------------------------
 
 @pytest.mark.parametrize('bad, reason', [
@@ -309,6 +331,10 @@ def test_versions_are_shown_without_a_leading_v():
      'the stigmer_info result could not be read: services is list, not a mapping'),
     ({'health': dict(health(), healthy='true', components=[])},
      'the stigmer_health result could not be read: components is list, not a mapping, healthy is str, not a boolean'),
+    ({'health': dict(health(), polling='server')},
+     'the stigmer_health result could not be read: polling is str, not a list'),
+    ({'health': dict(health(), polling=['server', 3])},
+     'the stigmer_health result could not be read: polling[1] is int, not a string'),
 ])
 def test_a_result_that_cannot_be_read_fails_only_its_host(bad, reason):
     broken = host('broken')
@@ -410,7 +436,7 @@ def test_markdown_writes_addresses_as_code_not_links():
 def test_markdown_code_spans_do_not_break_the_table():
     text = render_markdown(classify([host(health=health(healthy=False, msg='https://a.example/|x `y` https://b.example/'))]))
     row = [line for line in text.splitlines() if line.startswith('| web-1 ')][0]
-    assert len(re.findall(r'(?<!\\)\|', row)) == 10
+    assert len(re.findall(r'(?<!\\)\|', row)) == 11
     assert '`https://a.example/`\\|x \\`y\\` `https://b.example/`' in row
 
 
@@ -506,8 +532,10 @@ def mixed_report():
 
 def test_table_columns_line_up():
     lines = render_table(mixed_report())
-    assert lines[0].split() == ['HOST', 'PLATFORM', 'STATE', 'CLI', 'AGENT-RUNNER', 'TEMPORAL', 'SERVICES', 'REASON']
-    starts = [lines[0].index(title) for title in ('PLATFORM', 'STATE', 'CLI', 'AGENT-RUNNER', 'SERVICES', 'REASON')]
+    assert lines[0].split() == ['HOST', 'PLATFORM', 'STATE', 'CLI', 'AGENT-RUNNER', 'TEMPORAL', 'SERVICES', 'POLLING',
+                                'REASON']
+    starts = [lines[0].index(title) for title in ('PLATFORM', 'STATE', 'CLI', 'AGENT-RUNNER', 'SERVICES', 'POLLING',
+                                                  'REASON')]
     for line in lines[1:-1]:
         for start in starts[:-1]:
             assert line[start - 2:start] == '  ' and line[start] != ' ', line
@@ -531,7 +559,7 @@ def test_markdown_escapes_hostile_text():
     assert len(table) == 2 + 6
     # Every row has exactly the header's cells: no unescaped pipe splits one.
     for line in table:
-        assert len(re.findall(r'(?<!\\)\|', line)) == 10, line
+        assert len(re.findall(r'(?<!\\)\|', line)) == 11, line
     assert '<script' not in text and '&lt;script&gt;' in text
     assert 'a\\|b' in text and '\\`c\\`' in text and '\\*d\\*' in text and '\\[e\\]' in text
     hostile_row = [line for line in table if line.startswith('| web-3 ')][0]

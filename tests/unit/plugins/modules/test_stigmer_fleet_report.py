@@ -25,7 +25,7 @@ def info(cli='0.1.0', server_stale=None):
 
 
 HEALTHY = {'changed': False, 'healthy': True, 'msg': '', 'grpc': True, 'status': 'SERVING', 'restarted': [],
-           'components': {}, 'logs': {}}
+           'components': {}, 'polling': ['server', 'agent-runner'], 'logs': {}}
 
 
 def fleet():
@@ -60,6 +60,8 @@ def test_an_unhealthy_fleet_is_reported_not_failed(tmp_path, capsys):
     assert result['summary']['fleet_version'] == '0.1.0'
     assert result['summary']['counts']['healthy'] == 2 and result['summary']['total'] == 4
     assert result['table'][0].startswith('HOST ') and len(result['table']) == 6
+    assert 'POLLING' in result['table'][0] and '  server, agent-runner' in result['table'][1]
+    assert result['rows'][0]['polling'] == ['server', 'agent-runner'] and result['rows'][3]['polling'] is None
     assert result['table'][-1].startswith('NOT OK: fleet version v0.1.0, 4 hosts')
     assert result['files'] == [str(dest / n) for n in ('fleet-report.json', 'fleet-report.md', 'fleet-report.html')]
     assert sorted(files(dest)) == NAMES
@@ -212,6 +214,6 @@ def test_documentation_matches_argument_spec():
     assert spec['hosts']['options']['info']['type'] == spec['hosts']['options']['health']['type'] == 'raw'
     assert set(returned) == {'ok', 'problems', 'table', 'files', 'summary', 'rows'}
     assert set(returned['rows']['contains']) == {'host', 'platform', 'state', 'cli_version', 'agent_runner_version',
-                                                 'temporal_version', 'services', 'health', 'reasons'}
+                                                 'temporal_version', 'services', 'polling', 'health', 'reasons'}
     assert set(returned['summary']['contains']) == {'fleet_version', 'expected_version', 'counts', 'total', 'ok',
                                                     'problems'}

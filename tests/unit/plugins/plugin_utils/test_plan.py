@@ -445,13 +445,54 @@ def test_health_and_report_components_on_systemd(linux_plan):
     health = linux_plan.health_components()
     assert [h['name'] for h in health] == NAMES
     by_name = dict((h['name'], h) for h in health)
-    assert by_name['agent-runner']['ready_pattern'] == 'Worker ready, polling for tasks'
-    assert by_name['server']['stale_pattern'] == 'Failed to connect to Temporal server'
+    # What upstream's workers register: the server's validation worker has workflows only, the
+    # workflow runner's execution and validation workers and the agent-runner activities only.
+    assert by_name['server']['queues'] == [
+        {'name': 'agent_execution_stigmer', 'types': ['workflow', 'activity']},
+        {'name': 'workflow_execution_stigmer', 'types': ['workflow', 'activity']},
+        {'name': 'workflow_validation_stigmer', 'types': ['workflow']}]
+    assert by_name['workflow-runner']['queues'] == [
+        {'name': 'workflow_execution_runner', 'types': ['activity']},
+        {'name': 'workflow_validation_runner', 'types': ['activity']},
+        {'name': 'zigflow_execution', 'types': ['workflow', 'activity']}]
+    assert by_name['agent-runner']['queues'] == [{'name': 'agent_execution_runner', 'types': ['activity']}]
+    assert by_name['temporal']['queues'] == []
+    assert [h['name'] for h in health if h['serves_temporal']] == ['temporal']
+    assert [h['name'] for h in health if h['restart_without_pollers']] == ['server']
     assert all(h['log_path'] is None for h in health)
     assert all(h['unit'] == 'stigmer-%s.service' % h['name'] for h in health)
     report = linux_plan.report_components()
     assert report == [{'name': c['name'], 'unit': c['unit'], 'watch': c['watch']}
                       for c in linux_plan.host()['components']]
+
+
+def test_every_queue_variable_names_a_queue_upstream_reads():
+    variables = [q.variable for kind in COMPONENTS for q in kind.queues]
+    assert len(variables) == len(set(variables)) == 7
+    assert all(re.match(r'^TEMPORAL_[A-Z_]+_TASK_QUEUE$', v) for v in variables)
+
+
+def test_queue_names_come_from_the_components_environment():
+    plan = build_plan(stigmer_extra_environment={'TEMPORAL_AGENT_EXECUTION_RUNNER_TASK_QUEUE': 'agents-eu',
+                                                 'TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE': ''})
+    by_name = dict((h['name'], h) for h in plan.health_components())
+    assert by_name['agent-runner']['queues'] == [{'name': 'agents-eu', 'types': ['activity']}]
+    # empty means the default, as upstream reads it
+    assert by_name['workflow-runner']['queues'][2]['name'] == 'zigflow_execution'
+    assert [q['name'] for q in by_name['server']['queues']] == [
+        'agent_execution_stigmer', 'workflow_execution_stigmer', 'workflow_validation_stigmer']
+    envs = dict((p, parse_env_file(t)) for p, t in plan.environment_files().items())
+    assert envs['/etc/stigmer/agent-runner.env']['TEMPORAL_AGENT_EXECUTION_RUNNER_TASK_QUEUE'] == 'agents-eu'
+
+
+def test_the_temporal_the_gate_asks():
+    assert build_plan().temporal() == {'host': '127.0.0.1', 'port': 7233, 'namespace': 'default'}
+    own = build_plan(stigmer_temporal_ip='10.1.2.3', stigmer_temporal_port=7300, stigmer_temporal_namespace='stigmer')
+    assert own.temporal() == {'host': '10.1.2.3', 'port': 7300, 'namespace': 'stigmer'}
+    external = build_plan(stigmer_temporal_enabled=False, stigmer_temporal_address='[fd00::5]:7233')
+    assert external.temporal() == {'host': 'fd00::5', 'port': 7233, 'namespace': 'default'}
+    assert parse_env_file(external.environment_files()['/etc/stigmer/agent-runner.env'])[
+        'TEMPORAL_SERVICE_ADDRESS'] == '[fd00::5]:7233'
 
 
 # ---------------------------------------------------------------------------
@@ -724,7 +765,8 @@ def test_public_plan_holds_no_secret(provider, platform):
 
 def test_public_plan_content(linux_plan):
     public = linux_plan.public()
-    assert set(public) == {'plan', 'releases', 'health_components', 'report_components', 'paths'}
+    assert set(public) == {'plan', 'releases', 'health_components', 'temporal', 'report_components', 'paths'}
+    assert public['temporal'] == {'host': '127.0.0.1', 'port': 7233, 'namespace': 'default'}
     assert public['plan'] is linux_plan.host()
     assert public['releases'] == {'stigmer': {'repo': 'stigmer/stigmer', 'tag': 'v0.1.0', 'version': '0.1.0'},
                                   'temporal': {'repo': 'temporalio/cli', 'tag': 'v1.5.1', 'version': '1.5.1'}}
