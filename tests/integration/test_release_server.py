@@ -809,8 +809,10 @@ class Procs:
     def start(self, name, cmd, env, cwd=None, preexec_fn=None):
         out = open(self.tmp / ("%s.out" % name), "w")
         err = open(self.tmp / ("%s.err" % name), "w")
+        # a session of its own, so that close() also ends what it started: a one-file executable
+        # runs its code in a child that outlives a SIGKILL of the bootloader
         proc = subprocess.Popen([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, cwd=cwd, preexec_fn=preexec_fn)
+                                stderr=err, cwd=cwd, preexec_fn=preexec_fn, start_new_session=True)
         out.close()
         err.close()
         self.procs[name] = proc
@@ -830,9 +832,11 @@ class Procs:
 
     def close(self):
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
 
 
 @pytest.fixture
