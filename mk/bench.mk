@@ -2,7 +2,7 @@
 # Included from the Makefile (after PYTHON and collection-link are defined):
 #   make bench-fleet  site.yml cold and warm on BENCH_HOSTS systemd containers against a floor play
 #                     (gather_facts + one stat): wall time, origin requests and bytes, changed and
-#                     module round trips per host; the v0.9.0 agent-runner is padded to BENCH_PAD_MIB MiB
+#                     module round trips per host; the v0.9.0 agent-runner is padded by BENCH_PAD_MIB MiB
 BENCH_HOSTS ?= 5
 BENCH_PAD_MIB ?= 20
 

@@ -4,7 +4,7 @@
     make bench-fleet BENCH_HOSTS=3 BENCH_PAD_MIB=50
 
 Builds the stand-in releases into a temporary directory plus one private release, v0.9.0,
-whose linux-amd64 agent-runner is padded to about BENCH_PAD_MIB MiB (it behaves as v0.0.7's;
+whose linux-amd64 agent-runner is padded by about BENCH_PAD_MIB MiB (it behaves as v0.0.7's;
 `latest` is unchanged), serves them on loopback, starts BENCH_HOSTS containers as the
 integration tests do and runs, with one fork per host:
 

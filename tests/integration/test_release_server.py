@@ -173,9 +173,17 @@ def test_catalogue_matches_the_contract(releases):
         assert b"raise SystemExit(\"stand-in template" not in cli  # the gRPC framing was inlined
     runner = root / REPO / CURRENT / ("agent-runner-%s-linux-amd64" % CURRENT)
     assert runner.stat().st_mode & 0o777 == 0o755
-    assert runner.read_bytes().startswith(marker + b'VERSION = "v0.0.7"\nBUILT_FOR = "linux-amd64"\n# <<<')
-    # per-platform stamping: bytes differ between platforms
-    assert runner.read_bytes() != (root / REPO / CURRENT / "agent-runner-v0.0.7-linux-arm64").read_bytes()
+    arm = (root / REPO / CURRENT / "agent-runner-v0.0.7-linux-arm64").read_bytes()
+    assert arm.startswith(marker + b'VERSION = "v0.0.7"\nBUILT_FOR = "linux-arm64"\n# <<<')
+    assert b"raise SystemExit(\"stand-in template" not in arm  # the Temporal workers were inlined
+    # linux-amd64: the one-file PyInstaller executable, one build for every tag, each copy
+    # stamped after the archive
+    frozen = runner.read_bytes()
+    stamp = build_releases.stamp_block([("VERSION", CURRENT), ("BUILT_FOR", "linux-amd64")]).encode()
+    assert frozen[:6] == b"\x7fELF\x02\x01" and frozen[18:20] == b"\x3e\x00"  # ELF x86-64
+    assert frozen.endswith(b"\n" + stamp) and len(frozen) > 10 * 1024 * 1024
+    newer = (root / REPO / "v0.1.0" / "agent-runner-v0.1.0-linux-amd64").read_bytes()
+    assert newer != frozen and newer[:len(frozen) - len(stamp)] == frozen[:-len(stamp)]
 
     def members(path):
         with tarfile.open(path) as tar:
@@ -801,8 +809,10 @@ class Procs:
     def start(self, name, cmd, env, cwd=None, preexec_fn=None):
         out = open(self.tmp / ("%s.out" % name), "w")
         err = open(self.tmp / ("%s.err" % name), "w")
+        # a session of its own, so that close() also ends what it started: a one-file executable
+        # runs its code in a child that outlives a SIGKILL of the bootloader
         proc = subprocess.Popen([str(c) for c in cmd], env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err, cwd=cwd, preexec_fn=preexec_fn)
+                                stderr=err, cwd=cwd, preexec_fn=preexec_fn, start_new_session=True)
         out.close()
         err.close()
         self.procs[name] = proc
@@ -822,9 +832,11 @@ class Procs:
 
     def close(self):
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
 
 
 @pytest.fixture
@@ -859,7 +871,10 @@ def grpc_health(port, host="127.0.0.1", service=""):
 
 def start_temporal(procs, installed, name, port):
     procs.start(name, [installed["temporal"], "server", "start-dev", "--port", port, "--headless"], None)
-    wait_for(lambda: tcp_open(port), 10, "temporal on %d" % port)
+    # serving, not only listening: for a moment after it opens its port, Temporal answers
+    # "Frontend is not healthy yet", which the Python SDK (the agent-runner's) does not retry
+    health = [installed["temporal"], "operator", "cluster", "health", "--address", "127.0.0.1:%d" % port]
+    wait_for(lambda: run(health).stdout == "SERVING\n", 20, "temporal on %d" % port)
 
 
 def tcp_open(port, host="127.0.0.1"):
@@ -868,6 +883,30 @@ def tcp_open(port, host="127.0.0.1"):
         return True
     except OSError:
         return False
+
+
+def pollers(installed, port, queue, task_type):
+    """The identities (<pid>@<host>...) of living processes that Temporal lists among the pollers
+    of a task queue for one task type, asked with upstream's own CLI. Temporal keeps listing a
+    process for minutes after its last poll."""
+    r = run([installed["temporal"], "task-queue", "describe", "--address", "127.0.0.1:%d" % port,
+             "--task-queue", queue, "--task-queue-type", task_type, "-o", "json"])
+    assert r.returncode == 0, r.stderr
+    found = [p["identity"] for p in json.loads(r.stdout)["pollers"] or [] if p["taskQueueType"] == task_type]
+    return sorted(identity for identity in found if alive(int(identity.split("@")[0])))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def parent_pid(pid):
+    with open("/proc/%d/stat" % pid) as fh:
+        return int(fh.read().rpartition(")")[2].split()[1])
 
 
 SILENT_FAILURES = (["--version"], ["version"], ["-v"], ["--bogus"], ["frobnicate"], ["internal-server", "--version"],
@@ -973,6 +1012,10 @@ def test_agent_runner_local_mode(installed, tmp_path, procs):
     assert r.returncode == 1 and "Invalid provider 'mistral'" in r.stderr
 
     start_temporal(procs, installed, "temporal", t_port)
+    # a namespace Temporal does not have: the worker's start fails, exit 1
+    r = run([runner], env=dict(env, TEMPORAL_NAMESPACE="nosuch"), cwd=tmp_path, timeout=30)
+    assert r.returncode == 1 and "❌ Fatal error in worker" in r.stderr and "Namespace nosuch is not found" in r.stderr
+    assert "Worker ready" not in r.stderr
     # the working directory's .env is read too, and the environment wins over it
     (cwd / ".env").write_text("STIGMER_LLM_API_KEY=sk-from-dotenv\nSANDBOX_ROOT_DIR=./from-dotenv\n"
                               "TEMPORAL_SERVICE_ADDRESS=127.0.0.1:1\n")
@@ -985,6 +1028,14 @@ def test_agent_runner_local_mode(installed, tmp_path, procs):
     assert (cwd / "from-dotenv").is_dir() and not (cwd / "workspace").exists()
     # a one-file PyInstaller binary runs from its _MEIxxxxxx directory while it lives
     assert [p.name[:4] for p in tmpdir.iterdir()] == ["_MEI"]
+    # Temporal lists it as an activity poller of its queue, never a workflow poller, under the
+    # Python SDK's default identity: the pid of the process that runs Python (a one-file
+    # executable runs it in a child of its bootloader)
+    found = pollers(installed, t_port, "agent_execution_runner", "activity")
+    assert len(found) == 1 and found[0].endswith("@" + socket.gethostname()), found
+    worker_pid = int(found[0].split("@")[0])
+    assert proc.pid in (worker_pid, parent_pid(worker_pid))
+    assert pollers(installed, t_port, "agent_execution_runner", "workflow") == []
     time.sleep(1)
     assert proc.poll() is None and "0.0.7" not in err
     assert procs.stop("agent") == 0
@@ -1000,6 +1051,13 @@ def test_agent_runner_needs_an_executable_temp_dir(installed, tmp_path):
     script = 'mount -t tmpfs -o noexec none "$1" && TMPDIR="$1" "$2"; echo "rc=$?"; ls -A "$1"'
     r = run(["unshare", "-r", "-m", "sh", "-c", script, "sh", noexec, installed[CURRENT] / "agent-runner"],
             env=base_env(tmp_path / "home", MODE="local"))
+    if installed[CURRENT].joinpath("agent-runner").read_bytes()[:4] == b"\x7fELF":
+        # PyInstaller's own bootloader: its child cannot map the libraries it unpacked there (ld.so
+        # exits 127, which the bootloader passes on), and the _MEI directory was removed
+        assert r.stdout == "rc=127\n", r.stdout + r.stderr
+        assert re.search(r"error while loading shared libraries: \S+: failed to map segment from shared object",
+                         r.stderr)
+        return
     assert r.stdout == "rc=1\n", r.stdout + r.stderr  # and the _MEI directory was removed
     assert re.search(r"\[PYI-\d+:ERROR\] Failed to load Python shared library '%s/_MEI\w{6}/libpython3\.13\.so\.1\.0'"
                      r".*failed to map segment from shared object" % re.escape(str(noexec)), r.stderr)
@@ -1054,6 +1112,7 @@ def test_internal_server(installed, tmp_path, procs):
     assert grpc_health(port) == "UNIMPLEMENTED" and server.poll() is None
     err = procs.err("server")
     assert "Connected to Temporal server" not in err and "worker started" not in err
+    assert pollers(installed, t_late, "agent_execution_stigmer", "workflow") == []
 
     # a second server on the same DB_PATH fails on Badger's lock; the same port is busy
     r = run([cli, "internal-server"], env=server_env(home, server_ctl.free_port(), db, t_late))
@@ -1069,14 +1128,28 @@ def test_internal_server(installed, tmp_path, procs):
     assert (data_bin / ".version").read_text() == "v0.0.1\n"
 
     # started after Temporal: connected, with its workers; JSON logs outside ENV=local
-    procs.start("server2", [cli, "internal-server"], dict(env, ENV="production", LOG_LEVEL="debug"))
+    # (and a task queue of its own for the agent execution worker)
+    server2 = procs.start("server2", [cli, "internal-server"], dict(
+        env, ENV="production", LOG_LEVEL="debug", TEMPORAL_AGENT_EXECUTION_STIGMER_TASK_QUEUE="ae"))
     wait_for(lambda: grpc_health(port), 10, "the second server")
     lines = [json.loads(line) for line in procs.err("server2").splitlines()]
     messages = [line.get("message") for line in lines]
     assert "Connected to Temporal server" in messages and "Agent execution worker started" in messages
     assert {"level": "info", "host_port": "127.0.0.1:%d" % t_late, "namespace": "default"}.items() <= \
         lines[messages.index("Connected to Temporal server")].items()
+    # each worker polls for what it registered, under the Go SDK's default identity
+    me = "%d@%s@" % (server2.pid, socket.gethostname())
+    polled = {("workflow_execution_stigmer", "workflow"), ("workflow_execution_stigmer", "activity"),
+              ("ae", "workflow"), ("ae", "activity"), ("workflow_validation_stigmer", "workflow")}
+    for queue in ("workflow_execution_stigmer", "ae", "workflow_validation_stigmer", "agent_execution_stigmer"):
+        for task_type in ("workflow", "activity"):
+            assert pollers(installed, t_late, queue, task_type) == ([me] if (queue, task_type) in polled else []), \
+                (queue, task_type)
     assert procs.stop("server2") == 0
+    # a namespace Temporal does not have: the first worker's start fails, exit 1 before serving
+    r = run([cli, "internal-server"], env=dict(env, TEMPORAL_NAMESPACE="nosuch"))
+    assert r.returncode == 1 and "Stigmer Server started successfully" not in r.stderr
+    assert "FTL Failed to start workflow execution worker error=Namespace nosuch is not found." in r.stderr
     # an unusable DB_PATH: exit 1 (silently: logging is not set up yet)
     (tmp_path / "file").write_text("")
     r = run([cli, "internal-server"], env=server_env(home, port, tmp_path / "file" / "db", t_late))
@@ -1106,10 +1179,22 @@ def test_workflow_runner(installed, tmp_path, procs):
         assert (r.returncode, r.stdout, r.stderr) == (1, "", "")
     runner = [installed["v0.0.6"] / "stigmer-workflow-runner"] if "v0.0.6" in installed \
         else [cli, "internal-workflow-runner"]
+    # a namespace Temporal does not have: the workers' start fails, exit 1 (silently without --debug)
+    r = run(runner, env=dict(full, TEMPORAL_NAMESPACE="nosuch"))
+    assert (r.returncode, r.stderr) == (1, "") and r.stdout.count("\n") == 1
+    r = run(runner + ["--debug"], env=dict(full, TEMPORAL_NAMESPACE="nosuch"))
+    assert r.returncode == 1
+    assert "FTL Temporal worker failed error=orchestration worker failed: Namespace nosuch is not found." in r.stderr
     proc = procs.start("wfr", runner, full)
     wait_for(lambda: procs.out("wfr").count("INFO  Started Worker Namespace default TaskQueue") == 3, 10,
              "the workflow runner's workers")
-    assert "TaskQueue zigflow_execution WorkerID %d@" % proc.pid in procs.out("wfr")
+    me = "%d@%s@" % (proc.pid, socket.gethostname())  # the Go SDK's default identity
+    assert "TaskQueue zigflow_execution WorkerID %s" % me in procs.out("wfr")
+    # upstream's v0.0.8+ registrations: activities on all three queues, a workflow on zigflow_execution only
+    for queue in ("workflow_execution_runner", "zigflow_execution", "workflow_validation_runner"):
+        for task_type in ("workflow", "activity"):
+            polled = task_type == "activity" or queue == "zigflow_execution"
+            assert pollers(installed, t_port, queue, task_type) == ([me] if polled else []), (queue, task_type)
     # upstream's Start() waits for a worker error: after SIGTERM the workers stop, the process stays
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: procs.out("wfr").count("INFO  Stopped Worker") == 3, 5, "the workers to stop")
