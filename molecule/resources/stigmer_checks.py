@@ -92,3 +92,17 @@ def started_count(host, unit):
 def marker_bytes(host):
     """The version marker exactly as the CLI reads it, trailing newline included."""
     return host.check_output('od -An -c %s/.version' % DATA_BIN).split()
+
+
+def unit_pids(host, unit):
+    """The processes of a unit, from its control group (a one-file agent-runner polls from a
+    child of its main process)."""
+    group = host.check_output('systemctl show -p ControlGroup --value %s.service' % unit)
+    return set(int(pid) for pid in host.check_output('cat /sys/fs/cgroup%s/cgroup.procs' % group).split())
+
+
+def temporal_pollers(host, queue):
+    """[(task type, identity)] of a task queue, asked with upstream's own `temporal` CLI on the
+    host (its describe reads every partition of the queue)."""
+    out = host.check_output('/opt/stigmer/temporal/current/bin/temporal task-queue describe --address 127.0.0.1:7233 --task-queue %s -o json' % queue)
+    return [(p['taskQueueType'], p['identity']) for p in json.loads(out).get('pollers') or []]

@@ -463,6 +463,19 @@ def test_latest_skips_releases_without_the_cli_and_says_so(baseline, server, fle
     assert_untouched(names[0], before)
 
 
+def server_main_pid(name):
+    return int(host_sh(name, 'systemctl show -p MainPID --value stigmer-server').stdout)
+
+
+def server_pollers(name):
+    """The PIDs Temporal lists polling the server's agent_execution_stigmer queue for workflows,
+    asked with upstream's `temporal` CLI on the host (its describe reads every partition)."""
+    out = host_sh(name, '/opt/stigmer/temporal/current/bin/temporal task-queue describe --address 127.0.0.1:7233 '
+                        '--task-queue agent_execution_stigmer -o json').stdout
+    return {int(p['identity'].split('@')[0]) for p in json.loads(out).get('pollers') or []
+            if p['taskQueueType'] == 'workflow' and p['identity'].split('@')[1] == name}
+
+
 def test_a_server_started_without_temporal_is_caught_and_restarted_by_the_gate(baseline, server, fleet):
     names, inventory = fleet
     # As if started by hand or by an older unit: the server comes up while Temporal is down,
@@ -477,12 +490,16 @@ def test_a_server_started_without_temporal_is_caught_and_restarted_by_the_gate(b
         stale = host_sh(names[0], 'journalctl --no-pager -a -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p '
                                   'InvocationID --value stigmer-server)').stdout
         assert 'Failed to connect to Temporal server' in stale, stale
+        # Temporal lists earlier servers for a few minutes after they stopped, but not this one.
+        assert server_main_pid(names[0]) not in server_pollers(names[0])
         result = run_site(server, inventory, baseline['cache'], {'stigmer_version': '0.0.6'}, limit=names[0])
         assert result.returncode == 0, result.stdout[-3000:]
         assert recap(result.stdout)[names[0]]['changed'] == 1, result.stdout[-3000:]
         fresh = host_sh(names[0], 'journalctl --no-pager -a -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p '
                                   'InvocationID --value stigmer-server)').stdout
         assert 'Failed to connect to Temporal server' not in fresh and 'Connected to Temporal server' in fresh, fresh
+        # Restarted because Temporal listed no poller of it: now Temporal lists its new process.
+        assert server_main_pid(names[0]) in server_pollers(names[0])
     finally:
         host_sh(names[0], 'rm -rf %s && systemctl daemon-reload' % drop_in.rsplit('/', 1)[0])
 

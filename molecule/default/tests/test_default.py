@@ -30,6 +30,15 @@ EXPECTED_ENV = {
                              ('OPENAI_API_KEY', 'STIGMER_LLM_API_KEY', 'GRPC_PORT', 'DB_PATH')),
     'stigmer-temporal': ({'HOME': checks.HOME}, LLM_KEYS + ('STIGMER_API_KEY', 'STIGMER_BACKEND_ENDPOINT')),
 }
+# The task queues each component polls and the task types it registers there (docs/runtime-facts.md).
+POLLS = {
+    'stigmer-server': {'agent_execution_stigmer': {'workflow', 'activity'},
+                       'workflow_execution_stigmer': {'workflow', 'activity'},
+                       'workflow_validation_stigmer': {'workflow'}},
+    'stigmer-workflow-runner': {'workflow_execution_runner': {'activity'}, 'workflow_validation_runner': {'activity'},
+                                'zigflow_execution': {'workflow', 'activity'}},
+    'stigmer-agent-runner': {'agent_execution_runner': {'activity'}},
+}
 
 
 @pytest.mark.parametrize('unit', checks.UNITS + ('stigmer',))
@@ -142,3 +151,13 @@ def test_the_cli_accepts_the_installed_agent_runner_and_marker(host):
     assert checks.sha256_on_host(host, checks.DATA_BIN + '/agent-runner') == \
         checks.controller_artifact('agent-runner-%s-linux-amd64' % TAG)
     assert checks.marker_bytes(host) == ['v', '0', '.', '0', '.', '7', '\\n']
+
+
+@pytest.mark.parametrize('unit', sorted(POLLS))
+def test_temporal_lists_each_component_polling_its_queues_from_a_process_of_its_unit(host, unit):
+    pids, hostname = checks.unit_pids(host, unit), host.check_output('hostname')
+    for queue, types in POLLS[unit].items():
+        ours = set((kind, int(identity.split('@')[0])) for kind, identity in checks.temporal_pollers(host, queue)
+                   if identity.split('@')[1] == hostname and int(identity.split('@')[0]) in pids)
+        # Every task type it registers, none other (the agent-runner is never a workflow poller).
+        assert set(kind for kind, _pid in ours) == types, (queue, ours, pids)
