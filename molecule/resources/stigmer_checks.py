@@ -98,7 +98,9 @@ def unit_pids(host, unit):
     """The processes of a unit, from its control group (a one-file agent-runner polls from a
     child of its main process)."""
     group = host.check_output('systemctl show -p ControlGroup --value %s.service' % unit)
-    return set(int(pid) for pid in host.check_output('cat /sys/fs/cgroup%s/cgroup.procs' % group).split())
+    procs = host.check_output('cat /sys/fs/cgroup{0}/cgroup.procs 2>/dev/null || '
+                              'cat /sys/fs/cgroup/systemd{0}/cgroup.procs'.format(group))
+    return set(int(pid) for pid in procs.split())
 
 
 def temporal_pollers(host, queue):

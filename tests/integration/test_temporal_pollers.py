@@ -39,8 +39,9 @@ START = 'v0.1.0'
 SILENT = {'tag': 'v0.0.9', 'published_at': '2026-02-01T12:00:00Z', 'platforms': build_releases.ALL_PLATFORMS,
           'shape': 'newer', 'workflow_runner': 'works', 'agent_runner': 'never-polls'}
 FAST_GATE = {'stigmer_health_timeout': 45, 'stigmer_health_settle': 3}
-# Each unit's processes, by the control group systemd gives it.
-UNIT_PIDS = 'cat /sys/fs/cgroup$(systemctl show -p ControlGroup --value %s)/cgroup.procs'
+# Each unit's processes, by the control group systemd gives it (unified hierarchy, else the v1 one).
+UNIT_PIDS = ('g=$(systemctl show -p ControlGroup --value %s); '
+             'cat /sys/fs/cgroup$g/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/systemd$g/cgroup.procs')
 UNITS = {'server': 'stigmer-server.service', 'workflow-runner': 'stigmer-workflow-runner.service',
          'agent-runner': 'stigmer-agent-runner.service'}
 
@@ -192,7 +193,7 @@ def test_an_agent_runner_that_logs_ready_but_never_polls_fails_naming_its_queue(
     missing = 'Temporal lists no activity poller of this unit on agent_execution_runner'
     tag = SILENT['tag']
     # The gate fails and rolls back, with the ready line in the log it shows.
-    failed = run_site(server, fleet[1], cache, dict(external, FAST_GATE, stigmer_version=tag), limit=silent)
+    failed = run_site(server, fleet[1], cache, dict(external, **FAST_GATE, stigmer_version=tag), limit=silent)
     assert failed.returncode != 0
     assert 'Stigmer %s on %s is not healthy' % (tag, silent) in failed.stdout, failed.stdout[-4000:]
     assert 'agent-runner: ' + missing in failed.stdout, failed.stdout[-4000:]
@@ -201,7 +202,7 @@ def test_an_agent_runner_that_logs_ready_but_never_polls_fails_naming_its_queue(
     try:
         # Left in place, verify.yml calls the host unhealthy, naming the queue; the other host's
         # agent-runner polls that queue on the same Temporal and is no help to it.
-        kept = run_site(server, fleet[1], cache, dict(external, FAST_GATE, stigmer_version=tag,
+        kept = run_site(server, fleet[1], cache, dict(external, **FAST_GATE, stigmer_version=tag,
                                                       stigmer_rollback_on_failure=False), limit=silent)
         assert kept.returncode != 0 and missing in kept.stdout, kept.stdout[-4000:]
         assert host_pollers(temporal, 'agent_execution_runner', 'activity', other)
