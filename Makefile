@@ -77,7 +77,7 @@ unit: collection-link
 	$(PYTHON) -m pytest -q tests/unit
 
 integration: collection-link releases
-	$(PYTHON) -m pytest -q tests/integration
+	$(PYTHON) -m pytest -q --durations=15 tests/integration
 
 molecule: collection-link server-start
 	set -e; trap '$(MAKE) -s server-stop' EXIT; \
