@@ -47,9 +47,11 @@ CGROUP_ROOT = '/sys/fs/cgroup'
 LOG_TAIL_BYTES = 256 * 1024
 CRASH_LOOP = 3          # restarts during the gate that end it at once
 INTERVAL = 1.0          # seconds between samples
-# A worker polls within a second or two of its start: a younger process is never restarted for
-# want of pollers, whatever the settle time.
-POLL_GRACE = 5
+# Upstream's Go server polls within a second or two of its start, but a slow host takes longer
+# (an emulated arm64 host needs 7 s just to import a Python worker's SDK): a process younger
+# than this is never restarted, nor failed after a restart, for want of pollers. A server that
+# really started without Temporal costs the gate this long.
+POLL_GRACE = 30
 
 
 class ServiceStateError(Exception):

@@ -693,8 +693,8 @@ def test_a_server_without_pollers_is_restarted_once_and_rechecked():
     assert host.commands('restart') == [['systemctl', 'restart', 'stigmer-server.service']]
     assert result['healthy'] is True and result['changed'] is True and result['restarted'] == ['server']
     assert result['msg'].endswith('; restarted server first')
-    # restarted once it had run the settle time without a poller, then settled again
-    assert clock.now - 1000 == 20
+    # restarted once it had run s.POLL_GRACE seconds without a poller, then settled again
+    assert clock.now - 1000 == s.POLL_GRACE + 10
     # the counter drop and PID changes caused by the restart are neither growth nor a crash
     assert all(c['restarts'] == 0 for c in result['components'].values())
     assert result['components']['server']['pid'] == 820
@@ -704,21 +704,21 @@ def test_a_server_without_pollers_is_restarted_once_and_rechecked():
 def test_a_server_still_without_pollers_after_the_restart_fails_at_once():
     after = [dict(healthy_units(), **{'stigmer-server.service': unit(820, 0, 'b' * 32)})]
     host = FakeSystemd([healthy_units()], after_restart=after)
-    result, clock, probes = gate(host, wait=60, temporal=FakeTemporal(polling(server=())))
+    result, clock, probes = gate(host, wait=90, temporal=FakeTemporal(polling(server=())))
     assert len(host.commands('restart')) == 1
-    assert result['healthy'] is False and result['changed'] is True and clock.now - 1000 == 20
-    assert result['msg'] == ('server: Temporal still lists no poller of this unit on any of its task queues 10 s '
-                             'after the gate restarted it')
+    assert result['healthy'] is False and result['changed'] is True and clock.now - 1000 == 2 * s.POLL_GRACE
+    assert result['msg'] == ('server: Temporal still lists no poller of this unit on any of its task queues %d s '
+                             'after the gate restarted it' % s.POLL_GRACE)
     assert result['logs']['server'][-1] == 'stigmer-server.service line 39'
 
 
 def test_a_server_without_pollers_in_check_mode_is_not_restarted():
     host = FakeSystemd([healthy_units()], after_restart=[])
-    result, clock, probes = gate(host, check_mode=True, temporal=FakeTemporal(polling(server=())))
+    result, clock, probes = gate(host, wait=60, check_mode=True, temporal=FakeTemporal(polling(server=())))
     assert host.commands('restart') == []
     assert result['healthy'] is False and result['changed'] is True and result['restarted'] == ['server']
-    assert result['msg'] == ('server: Temporal lists no poller of this unit on any of its task queues 10 s after it '
-                             'started: would restart server (check mode)')
+    assert result['msg'] == ('server: Temporal lists no poller of this unit on any of its task queues %d s after it '
+                             'started: would restart server (check mode)' % s.POLL_GRACE)
 
 
 def test_failed_restart_ends_the_gate():
@@ -969,17 +969,17 @@ def test_launchd_kickstarts_a_server_without_pollers_and_sees_a_crash_loop(tmp_p
     components = [{'name': 'server', 'unit': 'ai.stigmer.server', 'log_path': str(tmp_path / 'server.log'),
                    'queues': SERVER_QUEUES, 'restart_without_pollers': True},
                   {'name': 'workflow-runner', 'unit': 'ai.stigmer.workflow-runner', 'log_path': str(tmp_path / 'wr.log')}]
-    throttled = [PRINT_THROTTLED.replace('runs = 7', 'runs = %d' % runs) for runs in [3] * 12 + [4, 5, 6]]
+    throttled = [PRINT_THROTTLED.replace('runs = 7', 'runs = %d' % runs) for runs in [3] * (s.POLL_GRACE + 2) + [4, 5, 6]]
     host = FakeLaunchd({'ai.stigmer.server': PRINT_RUNNING, 'ai.stigmer.workflow-runner': throttled},
                        kickstarted={'ai.stigmer.server': PRINT_RUNNING.replace('pid = 4242', 'pid = 5000')})
     result, clock = launchd_gate(host, components, wait=60, settle=10, answers=polling(server=(5000,)))
-    # launchd gives no uptime: the gate watched the server 10 s without pollers, then kickstarted it
+    # launchd gives no uptime: the gate watched the server s.POLL_GRACE s without pollers, then kickstarted it
     assert host.commands('kickstart') == [['/bin/launchctl', 'kickstart', '-k', 'system/ai.stigmer.server']]
     assert result['restarted'] == ['server'] and result['changed'] is True
     assert result['components']['server']['pid'] == 5000 and result['components']['server']['ready'] is True
     # runs 3 -> 4 -> 5 -> 6 after the kickstart: a crash loop ends the gate before its deadline
-    assert result['healthy'] is False and clock.now - 1000 == 13
-    assert result['msg'].startswith('workflow-runner restarted 3 times in 13 s (crash loop); ')
+    assert result['healthy'] is False and clock.now - 1000 == s.POLL_GRACE + 3
+    assert result['msg'].startswith('workflow-runner restarted 3 times in %d s (crash loop); ' % (s.POLL_GRACE + 3))
     assert result['logs']['workflow-runner'] == ['(cannot read %s: No such file or directory)' % (tmp_path / 'wr.log')]
 
 

@@ -318,22 +318,22 @@ def test_gate_waits_for_the_settle_window_and_asks_temporal(capsys, h2_server, h
 def test_gate_restarts_a_server_that_polls_nothing_once(capsys, h2_server, host):
     server = h2_server(TRAILERS_ONLY)
     fake, clock, temporal_port = host(polls_from=lambda pid: pid if pid == 900 else 0)
-    code, out = run(capsys, gate_args(server.port, temporal_port))
+    code, out = run(capsys, gate_args(server.port, temporal_port, wait=60))
     assert code == 0 and out['healthy'] is True and out['changed'] is True and out['restarted'] == ['server']
     assert [a for a in fake.calls if a[1] == 'restart'] == [['systemctl', 'restart', 'stigmer-server.service']]
     assert out['components']['server']['pid'] == 900
-    # restarted after 5 s (settle 2, but a worker gets at least 5 s to poll), settled 2 s later
-    assert clock.now - 50 == 7
+    # restarted after POLL_GRACE (settle 2, but a worker gets that long to poll), settled 2 s later
+    assert clock.now - 50 == service_state.POLL_GRACE + 2
 
 
 def test_gate_in_check_mode_restarts_nothing(capsys, h2_server, host):
     server = h2_server(TRAILERS_ONLY)
     fake, clock, temporal_port = host(polls_from=lambda pid: 0)
-    code, out = run(capsys, gate_args(server.port, temporal_port, _ansible_check_mode=True))
+    code, out = run(capsys, gate_args(server.port, temporal_port, wait=60, _ansible_check_mode=True))
     assert code == 0 and 'failed' not in out
     assert out['healthy'] is False and out['changed'] is True and out['restarted'] == ['server']
-    assert out['msg'] == ('server: Temporal lists no poller of this unit on any of its task queues 5 s after it '
-                          'started: would restart server (check mode)')
+    assert out['msg'] == ('server: Temporal lists no poller of this unit on any of its task queues %d s after it '
+                          'started: would restart server (check mode)' % service_state.POLL_GRACE)
     assert [a for a in fake.calls if a[1] == 'restart'] == []
     assert out['logs'] == {'server': ['older line', 'last line']}
 
