@@ -42,7 +42,7 @@ description:
     lists a process of the unit. A Temporal configured with more partitions lists a poller waiting
     on another one only once it polls one of these.
   - A component with O(components[].restart_without_pollers) that Temporal lists polling none of
-    its queues, once it has run for O(settle) seconds (at least 30: a slow host takes that long), is restarted once
+    its queues, once it has run for O(settle) seconds (at least 30, as slow hosts need), is restarted once
     (C(systemctl restart), C(launchctl kickstart -k)) and checked again; the same after the
     restart ends the gate. This cures a server that started while Temporal was unreachable,
     which serves gRPC without its workers and never reconnects. With O(wait=0) nothing is

@@ -65,6 +65,9 @@ class ComponentKind:
     description: str
     wait_for_temporal: bool      # a server started before Temporal serves without its workers
     write_execute: bool          # UPX-packed PyInstaller binary: needs writable+executable memory
+    # A worker of Temporal's Python SDK: its core reads /proc/meminfo when a worker is created and
+    # panics where ProcSubset=pid hides it (seen with temporalio 1.21.1, upstream's v0.0.7 lock).
+    python_sdk: bool
     stop_timeout: int            # seconds from SIGTERM to SIGKILL
     queues: Tuple[TaskQueue, ...] = ()   # what it polls once it works: the gate asks Temporal
     serves_temporal: bool = False        # Temporal itself: ready when it says SERVING
@@ -74,18 +77,18 @@ class ComponentKind:
 # Queues and types as upstream registers them: the server at v0.0.5-v0.0.7 (pkg/domain/*/temporal),
 # the workflow runner at v0.0.8-v0.0.12 (worker/worker.go), the agent-runner (worker/worker.py).
 COMPONENTS = (
-    ComponentKind('temporal', 'Temporal dev server for Stigmer', False, False, 30, serves_temporal=True),
-    ComponentKind('server', 'Stigmer server', True, False, 30, restart_without_pollers=True, queues=(
+    ComponentKind('temporal', 'Temporal dev server for Stigmer', False, False, False, 30, serves_temporal=True),
+    ComponentKind('server', 'Stigmer server', True, False, False, 30, restart_without_pollers=True, queues=(
         TaskQueue('agent_execution_stigmer', 'TEMPORAL_AGENT_EXECUTION_STIGMER_TASK_QUEUE', BOTH),
         TaskQueue('workflow_execution_stigmer', 'TEMPORAL_WORKFLOW_EXECUTION_STIGMER_TASK_QUEUE', BOTH),
         # The validation worker registers its workflow only; the activity is the workflow runner's.
         TaskQueue('workflow_validation_stigmer', 'TEMPORAL_WORKFLOW_VALIDATION_STIGMER_TASK_QUEUE', WORKFLOW))),
     # Upstream's workflow runner logs that it stopped on SIGTERM but never exits.
-    ComponentKind('workflow-runner', 'Stigmer workflow runner', True, False, 5, queues=(
+    ComponentKind('workflow-runner', 'Stigmer workflow runner', True, False, False, 5, queues=(
         TaskQueue('workflow_execution_runner', 'TEMPORAL_WORKFLOW_EXECUTION_RUNNER_TASK_QUEUE', ACTIVITY),
         TaskQueue('workflow_validation_runner', 'TEMPORAL_WORKFLOW_VALIDATION_RUNNER_TASK_QUEUE', ACTIVITY),
         TaskQueue('zigflow_execution', 'TEMPORAL_ZIGFLOW_EXECUTION_TASK_QUEUE', BOTH))),
-    ComponentKind('agent-runner', 'Stigmer agent runner', True, True, 30, queues=(
+    ComponentKind('agent-runner', 'Stigmer agent runner', True, True, True, 30, queues=(
         TaskQueue('agent_execution_runner', 'TEMPORAL_AGENT_EXECUTION_RUNNER_TASK_QUEUE', ACTIVITY),)),
 )
 
@@ -275,7 +278,9 @@ def systemd_unit(comp, s, layout, temporal_host, temporal_port):
               'PrivateUsers=%s' % ('yes' if s['stigmer_systemd_private_users'] else 'no'),
               'DevicePolicy=closed', 'ProtectHostname=yes', 'ProtectClock=yes', 'ProtectKernelTunables=yes',
               'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes',
-              'ProtectProc=invisible', 'ProcSubset=pid', 'KeyringMode=private', 'LockPersonality=yes']
+              'ProtectProc=invisible', 'KeyringMode=private', 'LockPersonality=yes']
+    if not comp.kind.python_sdk:
+        lines.append('ProcSubset=pid')
     if not comp.kind.write_execute:
         lines.append('MemoryDenyWriteExecute=yes')
     lines += ['RestrictRealtime=yes', 'RestrictSUIDSGID=yes', 'RestrictNamespaces=yes', 'RemoveIPC=yes',
