@@ -174,12 +174,13 @@ def test_catalogue_matches_the_contract(releases):
     runner = root / REPO / CURRENT / ("agent-runner-%s-linux-amd64" % CURRENT)
     assert runner.stat().st_mode & 0o777 == 0o755
     arm = (root / REPO / CURRENT / "agent-runner-v0.0.7-linux-arm64").read_bytes()
-    assert arm.startswith(marker + b'VERSION = "v0.0.7"\nBUILT_FOR = "linux-arm64"\n# <<<')
+    assert arm.startswith(marker + b'VERSION = "v0.0.7"\nBUILT_FOR = "linux-arm64"\nAGENT_RUNNER = "polls"\n# <<<')
     assert b"raise SystemExit(\"stand-in template" not in arm  # the Temporal workers were inlined
     # linux-amd64: the one-file PyInstaller executable, one build for every tag, each copy
     # stamped after the archive
     frozen = runner.read_bytes()
-    stamp = build_releases.stamp_block([("VERSION", CURRENT), ("BUILT_FOR", "linux-amd64")]).encode()
+    stamp = build_releases.stamp_block([("VERSION", CURRENT), ("BUILT_FOR", "linux-amd64"),
+                                        ("AGENT_RUNNER", "polls")]).encode()
     assert frozen[:6] == b"\x7fELF\x02\x01" and frozen[18:20] == b"\x3e\x00"  # ELF x86-64
     assert frozen.endswith(b"\n" + stamp) and len(frozen) > 10 * 1024 * 1024
     newer = (root / REPO / "v0.1.0" / "agent-runner-v0.1.0-linux-amd64").read_bytes()
