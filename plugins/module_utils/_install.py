@@ -473,12 +473,21 @@ def version_dirs(root):
 
 
 def temp_leftovers(root, link):
-    """Paths a crashed run left behind: staging dirs under root, half-made links."""
+    """Paths a crashed run left behind: staging dirs under root, half-made links,
+    and half-written manifests inside version directories (a switch re-stamps the
+    old version's manifest, so a run killed there leaves one beside it)."""
     found = []
     try:
-        found.extend(os.path.join(root, n) for n in os.listdir(root) if is_temp_name(n))
+        names = os.listdir(root)
     except FileNotFoundError:
-        pass
+        names = []
+    found.extend(os.path.join(root, n) for n in names if is_temp_name(n))
+    manifest_prefix = '.' + MANIFEST_NAME + TMP_MARK
+    for name in names:
+        vdir = os.path.join(root, name)
+        if name.startswith('.') or not is_real_dir(vdir):
+            continue
+        found.extend(os.path.join(vdir, n) for n in os.listdir(vdir) if n.startswith(manifest_prefix))
     link_dir, link_name = os.path.split(os.path.abspath(link))
     prefix = link_name + TMP_MARK
     try:

@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import _install as install
 from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
+    MANIFEST_NAME,
     InstallError,
     check_problem,
     ensure_version,
@@ -122,6 +123,8 @@ def run(tree, release, **kwargs):
 
 def leftovers(tree):
     names = os.listdir(tree['root']) if os.path.isdir(tree['root']) else []
+    names += [os.path.join(n, m) for n in list(names) if os.path.isdir(os.path.join(tree['root'], n))
+              for m in os.listdir(os.path.join(tree['root'], n))]
     names += os.listdir(os.path.dirname(tree['link']))
     return sorted(n for n in names if '.tmp-' in n)
 
@@ -504,6 +507,22 @@ def test_stale_temp_dirs_are_cleaned(tree):
     assert result['changed'] and not result['installed']
     assert crash in result['cleaned'] and tree['link'] + '.tmp-deadbeef' in result['cleaned']
     assert leftovers(tree) == []
+
+
+def test_a_manifest_half_written_when_a_run_was_killed_is_cleaned(tree):
+    # A switch re-stamps the previous version's manifest; a run killed inside
+    # that write leaves the temp file in the old version's directory.
+    old, new = Release(tree['tmp'], '1.1.0'), Release(tree['tmp'], '1.2.0')
+    run(tree, old)
+    half = os.path.join(tree['root'], 'v1.1.0', '.' + MANIFEST_NAME + '.tmp-p7g4huvr')
+    with open(half, 'w') as handle:
+        handle.write('{"format"')
+    checked = run(tree, new, check_mode=True)
+    assert half in checked['cleaned'] and os.path.exists(half)
+    result = run(tree, new)
+    assert half in result['cleaned'] and result['switched']
+    assert leftovers(tree) == []
+    assert not run(tree, new)['changed']
 
 
 def test_link_that_is_a_directory_is_refused(tree):
