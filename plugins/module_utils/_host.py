@@ -209,6 +209,21 @@ class Lock(object):
 TMP_MARK = '.tmp-'
 
 
+def temp_siblings(path):
+    """The temp files atomic_write left beside path when its run was killed mid-write.
+
+    They hold what path was about to hold (API keys, for an environment file),
+    so a later run removes them rather than letting old secrets outlive a rotation.
+    """
+    directory, base = os.path.split(path)
+    prefix = '.' + base + TMP_MARK
+    try:
+        names = os.listdir(directory or '.')
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(os.path.join(directory, name) for name in names if name.startswith(prefix))
+
+
 def atomic_write(path, data, mode=0o644, uid=None, gid=None, chown=os.chown, make_dirs=False):
     """Replace path with data (bytes, or str written as UTF-8) using rename(2).
 

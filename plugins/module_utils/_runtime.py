@@ -47,6 +47,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     refused_location,
     remove_entry,
     set_owner_mode,
+    temp_siblings,
     unsafe_ancestor,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._service_state import (
@@ -287,12 +288,21 @@ def ensure_link(path, target, uid, gid, changes):
     os.lchown(path, uid, gid)
 
 
+def sweep_temp_siblings(path, changes):
+    """Remove what a killed atomic write of path left beside it (not a change of path itself)."""
+    for leftover in temp_siblings(path):
+        changes.add('remove %s (left by an interrupted run)' % leftover)
+        if not changes.check_mode:
+            remove_entry(leftover)
+
+
 def ensure_file(path, data, uid, gid, mode, changes, same=None):
     """Write data to path atomically unless it already holds it with the right owner and mode.
 
     same(current bytes) says whether what is there already counts as data (a plist that differs
     only in formatting); by default the bytes must be equal.
     """
+    sweep_temp_siblings(path, changes)
     data = data.encode('utf-8') if isinstance(data, str) else data
     current, st = read_nofollow(path)
     holds = (same(current) if same else current == data) if current is not None else False
@@ -864,6 +874,7 @@ class Runtime(object):
         }
 
     def install_record(self, changes, record):
+        sweep_temp_siblings(self.plan['record'], changes)
         if self.record() == record:
             return
         changes.add('write the install record %s' % self.plan['record'])

@@ -128,7 +128,7 @@ def forget_new_version(name):
 
 
 def leftovers(name):
-    return host_sh(name, "find %s %s -name '.*tmp*'" % (PREFIX, STATE)).stdout
+    return host_sh(name, "find %s %s /etc/stigmer /etc/systemd/system -name '.*tmp*'" % (PREFIX, STATE)).stdout
 
 
 def planted_runs_as_root(name):
@@ -711,6 +711,27 @@ def test_a_run_killed_at_any_step_of_an_upgrade_is_finished_by_the_next_run(
 def failure_messages(output):
     """The text of each failed task's result."""
     return [output[match.start():match.start() + 2000] for match in re.finditer(r'FAILED!|fatal:', output)]
+
+
+def test_what_a_write_killed_before_its_rename_left_is_removed_without_a_restart(baseline, server, host):
+    # atomic_write's temp files: the API keys an environment file was about to hold, a unit, the record.
+    name = host.name
+    converge(server, host, baseline.cache, {'stigmer_version': OLD})
+    planted = ['/etc/stigmer/.agent-runner.env.tmp-k1ll3d00', '/etc/systemd/system/.stigmer-server.service.tmp-k1ll3d00',
+               PREFIX + '/.install-record.json.tmp-k1ll3d00']
+    plant = host_sh(name, 'printf "ANTHROPIC_API_KEY=sk-rotated-away\\n" > %s && chgrp stigmer %s && chmod 0640 %s && '
+                          'touch %s %s' % (planted[0], planted[0], planted[0], planted[1], planted[2]))
+    assert plant.returncode == 0, plant.stderr
+    pids = host_sh(name, 'systemctl show -p MainPID --value %s' % ' '.join(UNITS[:4])).stdout.split()
+
+    site = run_site(server, host.inventory, baseline.cache, {'stigmer_version': OLD}, flags=('--diff',))
+    assert site.returncode == 0, tail(site)
+    assert leftovers(name) == '', tail(site)
+    assert 'sk-rotated-away' not in site.stdout + site.stderr
+    for path in planted:
+        assert path in site.stdout, 'the run did not say it removed %s:\n%s' % (path, tail(site))
+    assert host_sh(name, 'systemctl show -p MainPID --value %s' % ' '.join(UNITS[:4])).stdout.split() == pids, \
+        'removing leftovers beside unchanged files restarted a component'
 
 
 def test_two_concurrent_runs_on_one_host_end_with_a_correct_host(baseline, server, host, tmp_path):

@@ -354,6 +354,23 @@ def test_ensure_file_check_mode(tmp_path):
     assert changes.items == ['write %s' % path] and not os.path.lexists(str(path))
 
 
+def test_a_temp_file_left_by_a_killed_write_is_removed_even_when_the_file_is_current(tmp_path):
+    # A SIGKILL between mkstemp and rename leaves the keys the file was about to hold.
+    path = str(tmp_path / 'agent-runner.env')
+    ensure_file(path, 'KEY=new\n', UID, GID, 0o640, Changes(False))
+    leftover = tmp_path / '.agent-runner.env.tmp-k1ll3d00'
+    leftover.write_text('KEY=old\n')
+    (tmp_path / '.other.env.tmp-k1ll3d00').write_text('not ours to judge here\n')
+    checked = Changes(True)
+    assert ensure_file(path, 'KEY=new\n', UID, GID, 0o640, checked) is False
+    assert checked.items == ['remove %s (left by an interrupted run)' % leftover] and leftover.exists()
+    assert checked.paths == set()  # the file itself is unchanged: nothing restarts over it
+    changes = Changes(False)
+    assert ensure_file(path, 'KEY=new\n', UID, GID, 0o640, changes) is False
+    assert changes.items == checked.items and not leftover.exists()
+    assert sorted(os.listdir(str(tmp_path))) == ['.other.env.tmp-k1ll3d00', 'agent-runner.env']
+
+
 def test_read_nofollow(tmp_path):
     target = outside(tmp_path)
     (tmp_path / 'link').symlink_to(target / 'keep')
