@@ -158,6 +158,9 @@ class Lock(object):
     file is opened with O_NOFOLLOW, so a link planted in its place is refused, and never deleted:
     removing it while another process waits on it would let a third take a fresh lock. With
     parent_mode the missing parent directory is created with that mode first.
+
+    The pid is written into the file, so it must be this process's own: a hard link (its target
+    would be truncated) or a file someone else owns is unlinked and a fresh one made in its place.
     """
 
     def __init__(self, path, timeout=None, sleep=time.sleep, parent_mode=None):
@@ -170,7 +173,7 @@ class Lock(object):
     def __enter__(self):
         if self.parent_mode is not None:
             os.makedirs(os.path.dirname(self.path), mode=self.parent_mode, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
+        self.fd = self._open()
         try:
             self._acquire()
         except BaseException:
@@ -179,6 +182,25 @@ class Lock(object):
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode('ascii'), 0)
         return self
+
+    @staticmethod
+    def _own_file(st):
+        return stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
+
+    def _open(self):
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+        st = lstat_or_none(self.path)
+        if st is not None and not self._own_file(st):
+            if stat.S_ISDIR(st.st_mode):
+                raise HostError('%s is a directory, not the lock file of this install; remove it and run again'
+                                % self.path)
+            os.unlink(self.path)  # only the name: a hard link's target keeps its content
+        fd = os.open(self.path, flags, 0o600)
+        if not self._own_file(os.fstat(fd)):
+            os.close(fd)
+            raise HostError('the lock file %s changed while it was opened: something else writes %s; make that '
+                            'directory writable by root only and run again' % (self.path, os.path.dirname(self.path)))
+        return fd
 
     def _acquire(self):
         """flock, blocking without a timeout, else polling until the deadline."""

@@ -713,10 +713,14 @@ def failure_messages(output):
     return [output[match.start():match.start() + 2000] for match in re.finditer(r'FAILED!|fatal:', output)]
 
 
-def test_what_a_write_killed_before_its_rename_left_is_removed_without_a_restart(baseline, server, host):
+def test_leftovers_of_killed_writes_and_a_hard_linked_lock_are_dealt_with_without_a_restart(baseline, server, host):
     # atomic_write's temp files: the API keys an environment file was about to hold, a unit, the record.
+    # And a lock file hard-linked elsewhere (a prefix that was writable before the first run): the pid
+    # written into the lock must not land in the link's target.
     name = host.name
     converge(server, host, baseline.cache, {'stigmer_version': OLD})
+    linked = host_sh(name, 'printf "canary\\n" > /etc/hs-lock-canary && ln -f /etc/hs-lock-canary %s/.lock' % PREFIX)
+    assert linked.returncode == 0, linked.stderr
     planted = ['/etc/stigmer/.agent-runner.env.tmp-k1ll3d00', '/etc/systemd/system/.stigmer-server.service.tmp-k1ll3d00',
                PREFIX + '/.install-record.json.tmp-k1ll3d00']
     plant = host_sh(name, 'printf "ANTHROPIC_API_KEY=sk-rotated-away\\n" > %s && chgrp stigmer %s && chmod 0640 %s && '
@@ -732,6 +736,9 @@ def test_what_a_write_killed_before_its_rename_left_is_removed_without_a_restart
         assert path in site.stdout, 'the run did not say it removed %s:\n%s' % (path, tail(site))
     assert host_sh(name, 'systemctl show -p MainPID --value %s' % ' '.join(UNITS[:4])).stdout.split() == pids, \
         'removing leftovers beside unchanged files restarted a component'
+    canary = host_sh(name, 'stat -c %%h /etc/hs-lock-canary && cat /etc/hs-lock-canary && stat -c %%h %s/.lock' % PREFIX)
+    assert canary.stdout.split() == ['1', 'canary', '1'], 'the lock was written through its hard link: %r' % canary.stdout
+    host_sh(name, 'rm -f /etc/hs-lock-canary')
 
 
 def test_two_concurrent_runs_on_one_host_end_with_a_correct_host(baseline, server, host, tmp_path):

@@ -457,6 +457,33 @@ def test_lock_is_exclusive_and_names_its_holder(tmp_path):
         assert open(again.path).read() == str(os.getpid())
 
 
+def test_a_lock_file_hard_linked_to_another_file_is_replaced_and_its_target_kept(tmp_path):
+    # Possible where the prefix was writable before the first run: the pid would overwrite the target.
+    target = outside(tmp_path) / 'keep'
+    before = target.read_bytes()
+    os.link(str(target), str(tmp_path / '.lock'))
+    with Lock(str(tmp_path), 0) as held:
+        st = os.lstat(held.path)
+        assert st.st_nlink == 1 and open(held.path).read() == str(os.getpid())
+    assert target.read_bytes() == before and os.stat(str(target)).st_nlink == 1
+
+
+@pytest.mark.skipif(not ROOT, reason='making a file of another owner needs root')
+def test_a_lock_file_of_another_owner_is_replaced(tmp_path):
+    lock = tmp_path / '.lock'
+    lock.write_text('4242')
+    os.chown(str(lock), 65534, 65534)
+    with Lock(str(tmp_path), 0) as held:
+        assert os.lstat(held.path).st_uid == 0 and open(held.path).read() == str(os.getpid())
+
+
+def test_a_directory_where_the_lock_file_belongs_is_refused_and_kept(tmp_path):
+    (tmp_path / '.lock').mkdir()
+    with pytest.raises(PlanError, match='is a directory'):
+        Lock(str(tmp_path), 0).__enter__()
+    assert (tmp_path / '.lock').is_dir()
+
+
 def test_process_start():
     now = time.time()
     started = process_start(os.getpid())
