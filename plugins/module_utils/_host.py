@@ -16,12 +16,14 @@ There is one of each so that the rules hold everywhere, not only where they were
 Standard library only: this runs on managed hosts.
 """
 
+import ctypes
 import errno
 import fcntl
 import os
 import pwd
 import shutil
 import stat
+import sys
 import tempfile
 import time
 
@@ -144,6 +146,38 @@ def remove_entry(path):
     else:
         os.unlink(path)
     return True
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # renameat2(2), Linux 3.15+
+_RENAME_SWAP = 2  # renamex_np(2), macOS 10.12+
+
+
+def exchange(first, second):
+    """Swap two existing paths in one rename (each name then holds what the other did).
+
+    True when swapped; False where the kernel, libc or file system cannot, and nothing moved.
+    A replacement never leaves a moment, or a crash window, in which neither is in place.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if sys.platform.startswith('linux'):
+            call, args = libc.renameat2, (_AT_FDCWD, first, _AT_FDCWD, second, _RENAME_EXCHANGE)
+            call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        elif sys.platform == 'darwin':
+            call, args = libc.renamex_np, (first, second, _RENAME_SWAP)
+            call.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        else:
+            return False
+    except (AttributeError, OSError):
+        return False
+    args = tuple(os.fsencode(a) if isinstance(a, str) else a for a in args)
+    if call(*args) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), first)
 
 
 # ---------------------------------------------------------------------------

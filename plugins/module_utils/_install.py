@@ -39,7 +39,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     normalize_sha256,
     sha256_file,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, remove_entry
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, exchange, remove_entry
 from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils._version import extract_version
 
@@ -703,8 +703,15 @@ def stage(root, version, sources, files, checks, uid, gid, now, runner, platform
 
 
 def put_in_place(root, version, staged):
-    """Move a staged build to root/version, first moving any broken copy aside."""
+    """Move a staged build to root/version, replacing a broken copy in one step where the host can.
+
+    With an atomic exchange the broken copy ends up under the staged (temp) name, which the
+    caller removes or a later run sweeps; without one it is moved aside first, leaving a short
+    window, which a kill could make long, in which root/version is missing.
+    """
     final = os.path.join(root, version)
+    if os.path.lexists(final) and exchange(staged, final):
+        return final
     if os.path.lexists(final):
         aside = os.path.join(root, '.%s%sold-%s' % (version, TMP_MARK, secrets.token_hex(4)))
         os.rename(final, aside)

@@ -4,6 +4,7 @@
 
 """_host.atomic_write: content, mode, owner before the rename, and no temp file left behind."""
 
+import errno
 import os
 import stat
 
@@ -72,3 +73,46 @@ def test_crash_leftovers_are_recognised_by_install(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _host.atomic_write(str(tmp_path / 'v1.0.0'), 'x', uid=0, chown=chown)
     assert install.is_temp_name(seen[0])
+
+
+def test_exchange_swaps_two_directories_in_one_step(tmp_path):
+    first, second = tmp_path / 'a', tmp_path / 'b'
+    first.mkdir()
+    second.mkdir()
+    (first / 'new').write_text('new')
+    (second / 'old').write_text('old')
+    if not _host.exchange(str(first), str(second)):
+        pytest.skip('this kernel or file system has no atomic exchange')
+    assert os.listdir(str(second)) == ['new'] and os.listdir(str(first)) == ['old']
+
+
+def test_exchange_names_a_missing_path(tmp_path):
+    (tmp_path / 'a').mkdir()
+    try:
+        swapped = _host.exchange(str(tmp_path / 'a'), str(tmp_path / 'missing'))
+    except OSError as exc:
+        assert exc.errno == errno.ENOENT
+    else:
+        assert swapped is False  # no exchange here: nothing moved
+    assert (tmp_path / 'a').is_dir() and not (tmp_path / 'missing').exists()
+
+
+def test_a_repair_never_leaves_the_version_directory_missing(tmp_path, monkeypatch):
+    # The old way moved the broken copy aside first: a kill between the two renames left
+    # the live link dangling. With an exchange there is no second rename to be killed before.
+    root = tmp_path / 'versions'
+    (root / 'v1.0.0').mkdir(parents=True)
+    (root / 'v1.0.0' / 'broken').write_text('x')
+    staged = root / '.v1.0.0.tmp-abcd'
+    staged.mkdir()
+    (staged / 'good').write_text('y')
+    if not _host.exchange(str(staged), str(root / 'v1.0.0')):
+        pytest.skip('this kernel or file system has no atomic exchange')
+    _host.exchange(str(staged), str(root / 'v1.0.0'))  # back as it was
+
+    def no_rename(*args):
+        raise AssertionError('a rename left a window without the version: %r' % (args,))
+
+    monkeypatch.setattr(os, 'rename', no_rename)
+    assert install.put_in_place(str(root), 'v1.0.0', str(staged)) == str(root / 'v1.0.0')
+    assert os.listdir(str(root / 'v1.0.0')) == ['good'] and os.listdir(str(staged)) == ['broken']
