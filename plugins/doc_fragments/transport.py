@@ -19,6 +19,15 @@ options:
         C(Retry-After) are retried with bounded exponential backoff and jitter; 401, 403 and 404 are not.
     type: int
     default: 4
+  download_environment:
+    description:
+      - Environment variables set in the module's own process before any request, for example C(https_proxy),
+        C(no_proxy) or C(SSL_CERT_FILE).
+      - Given here rather than with the task's C(environment) keyword, which puts them on the command line run on the
+        host where C(ps) and C(-vvv) show them; the password of a proxy URL here is masked in everything the module
+        returns.
+    type: dict
+    default: {}
   url_password:
     description:
       - Password for O(url_username). Surrounding white space is removed.

@@ -22,6 +22,7 @@ import base64
 import datetime
 import http.client
 import ipaddress
+import os
 import random
 import re
 import socket
@@ -656,6 +657,33 @@ def take_url_credentials(params, keys):
     return found
 
 
+_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def apply_download_environment(module):
+    """Set the ``download_environment`` option's variables (proxies, CA bundles) in this process.
+
+    They come as a module option rather than through the task's ``environment`` keyword, which
+    puts them on the command line Ansible runs on the host (``ps``, ``-vvv``): a proxy URL's
+    password travels in the module's arguments instead and is masked in everything it returns.
+    """
+    environment = module.params.get('download_environment') or {}
+    for name in sorted(environment):
+        value = environment[name]
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            module.fail_json(msg='download_environment: %r is not an environment variable name (letters, digits '
+                                 'and _, not starting with a digit)' % (name,))
+        value = '' if value is None else str(value)
+        if '\0' in value:
+            module.fail_json(msg='download_environment: the value of %s holds a NUL byte' % name)
+        if '://' in value:
+            dummy, dummy2, password = split_credentials(value)
+            if password:
+                raw = urlsplit(value).netloc.rpartition('@')[0].partition(':')[2]
+                module.no_log_values.update(set([password, raw]))
+        os.environ[name] = value
+
+
 def github_argument_spec():
     """The argument spec of the options documented by the stigmer.runtime.github doc fragment."""
     return dict(
@@ -671,4 +699,5 @@ def transport_argument_spec():
         attempts=dict(type='int', default=DEFAULT_ATTEMPTS),
         url_password=dict(type='str', no_log=True),
         validate_certs=dict(type='bool', default=True),
+        download_environment=dict(type='dict', default={}),
     )

@@ -250,6 +250,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import (
     ensure_artifact,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
+    apply_download_environment,
     scrub,
     transport_argument_spec,
     use_url_credentials,
@@ -297,6 +298,7 @@ def main():
         module.fail_json(msg='missing required arguments: %s (give them, or an artifact that has them)'
                          % ', '.join(missing))
     use_url_credentials(module, ('url', 'checksum_url'), ('api_url', 'checksum_api_url'))
+    apply_download_environment(module)
     try:
         result = ensure_artifact(
             params['name'], params['url'], params['dest'],

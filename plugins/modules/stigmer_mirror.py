@@ -207,6 +207,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._mirror import (
     mirror_releases,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
+    apply_download_environment,
     github_argument_spec,
     scrub,
     transport_argument_spec,
@@ -253,6 +254,7 @@ def main():
     params = module.params
     # The token goes to the API only: credentials in these URLs would travel with it.
     use_url_credentials(module, (), ('api_url', 'github_url'))
+    apply_download_environment(module)
     try:
         result = mirror_releases(
             params['dest'], params['repo'], versions=params['versions'], components=params['components'],

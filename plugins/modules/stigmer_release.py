@@ -260,6 +260,7 @@ artifacts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._http import (
+    apply_download_environment,
     github_argument_spec,
     scrub,
     transport_argument_spec,
@@ -294,6 +295,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     use_url_credentials(module, ('mirror_url',), ('api_url', 'github_url'))
+    apply_download_environment(module)
     try:
         result = resolve_release(
             params['repo'], params['version'],

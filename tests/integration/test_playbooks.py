@@ -298,12 +298,18 @@ def test_an_https_download_never_continues_on_http(baseline, server, fleet, tls,
 def test_no_secret_reaches_the_output_of_a_play_at_vvv(baseline, server, fleet, tmp_path):
     names, inventory = fleet
     password = 'mirror-pass-0f9e8d7c'
+    proxy_password = 'pr0xy-s3cret-77aa'
     secrets = {TOKEN: 'token', password: 'mirror password', 'integration-key-not-a-secret': 'API key',
-               base64.b64encode(('deployer:' + password).encode()).decode(): 'basic auth header'}
+               base64.b64encode(('deployer:' + password).encode()).decode(): 'basic auth header',
+               proxy_password: 'proxy password'}
     # The token as `echo TOKEN | ansible-vault encrypt_string` stores it, with its newline; the play
-    # succeeds (--check keeps the host as it is).
-    with_token = run_site(server, inventory, tmp_path / 'cache', {'stigmer_version': '0.0.7'}, limit=names[0],
-                          env={'GITHUB_TOKEN': TOKEN + '\n'}, flags=['-vvv', '--check'])
+    # succeeds (--check keeps the host as it is). In host mode, with a proxy whose password must
+    # stay off the host's command line (ps, and the EXEC lines of -vvv); NO_PROXY lets it succeed.
+    proxy = 'http://deployer:%s@127.0.0.1:9' % proxy_password
+    with_token = run_site(server, inventory, tmp_path / 'cache', {
+        'stigmer_version': '0.0.7', 'stigmer_download_mode': 'host',
+        'stigmer_download_environment': {'HTTPS_PROXY': proxy, 'HTTP_PROXY': proxy, 'NO_PROXY': '*'}},
+        limit=names[0], env={'GITHUB_TOKEN': TOKEN + '\n'}, flags=['-vvv', '--check'])
     assert with_token.returncode == 0, with_token.stdout[-3000:]
     # Mirror credentials in the URL; the test mirror refuses any Authorization, so this one fails
     # and its error paths are searched too.

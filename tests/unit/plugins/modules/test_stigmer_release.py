@@ -7,6 +7,7 @@
 import functools
 import io
 import json
+import os
 
 from ansible_collections.stigmer.runtime.plugins.module_utils import _http as http
 from ansible_collections.stigmer.runtime.plugins.module_utils import _release as release
@@ -175,3 +176,28 @@ def test_a_pin_for_a_missing_asset_fails(monkeypatch, capsys):
     pins = {'agent-runner-v1.1.0-linux-amd64': 'c' * 64}
     code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'checksums': pins}, fetch)
     assert code == 0 and out['artifacts']['linux-amd64'][0]['size'] == 10
+
+
+def test_download_environment_reaches_the_requests_and_its_proxy_password_no_output(monkeypatch, capsys):
+    seen = {}
+
+    def fetch(url, headers=None, token=None, **kwargs):
+        seen.update(proxy=os.environ.get('https_proxy'), no_proxy=os.environ.get('NO_PROXY'))
+        raise http.HttpError(503, {}, url, 'busy via %s' % os.environ.get('https_proxy'))
+
+    for name in ('https_proxy', 'NO_PROXY'):
+        monkeypatch.setenv(name, 'before')  # so monkeypatch restores what the module sets
+        monkeypatch.delenv(name)
+    proxy = 'http://deployer:pr%40xy-SECRET-4@proxy.example:3128'
+    code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'attempts': 1, 'download_environment': {
+        'https_proxy': proxy, 'NO_PROXY': 'localhost,.internal'}}, fetch)
+    assert seen == {'proxy': proxy, 'no_proxy': 'localhost,.internal'}
+    assert code == 1 and 'HTTP 503' in out['msg']
+    text = json.dumps(out)
+    assert 'pr%40xy-SECRET-4' not in text and 'pr@xy-SECRET-4' not in text and 'localhost,.internal' in text
+
+
+def test_download_environment_refuses_a_name_that_is_not_a_variable(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, {'version': '1.1.0', 'download_environment': {'HTTPS PROXY': 'x'}},
+                    Fetch({}))
+    assert code == 1 and "'HTTPS PROXY' is not an environment variable name" in out['msg']
