@@ -223,6 +223,7 @@ class Changes(object):
         self.check_mode = check_mode
         self.items = []
         self.paths = set()
+        self.warnings = []
 
     def add(self, text, path=None):
         self.items.append(text)
@@ -273,6 +274,23 @@ def make_parents(path, uid, gid):
     make_parents(os.path.dirname(path), uid, gid)
     os.mkdir(path, ROOT_DIR_MODE)
     os.lchown(path, uid, gid)
+
+
+def foreign_entry(path, prefix):
+    """What is at path if it is not this install's: None when nothing is there or it is a link into prefix.
+
+    For paths in directories other software installs into too (the bin link in /usr/local/bin):
+    a distribution's or Homebrew's stigmer there is theirs, neither to replace nor to delete.
+    """
+    st = lstat_or_none(path)
+    if st is None:
+        return None
+    if not stat.S_ISLNK(st.st_mode):
+        return 'a %s, not a link' % ('directory' if stat.S_ISDIR(st.st_mode) else 'file')
+    target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    if target.startswith(prefix.rstrip('/') + '/'):
+        return None
+    return 'a link to %s' % target
 
 
 def ensure_link(path, target, uid, gid, changes):
@@ -474,6 +492,12 @@ class Runtime(object):
             return None
 
     def check_inputs(self):
+        for entry in self.plan.get('links') or []:
+            foreign = entry.get('shared') and foreign_entry(entry['path'], self.plan['prefix'])
+            if foreign:
+                raise PlanError('%s is already there and is not this collection\'s (%s): another install of stigmer '
+                                'owns it. Remove it, or set stigmer_bin_dir to another directory; nothing was changed.'
+                                % (entry['path'], foreign))
         if not self.plan.get('system'):
             return
         check_locations(self.locations(), (self.account or {}).get('user'))
@@ -870,6 +894,7 @@ class Runtime(object):
             'service_manager': self.manager,
             'units': [[c['unit'], c['path']] for c in comps + target] if self.manager != 'none' else [],
             'remove': sorted(self.plan.get('uninstall') or []),
+            'shared': sorted(e['path'] for e in self.plan.get('links') or [] if e.get('shared')),
             'versions': versions,
         }
 
@@ -938,13 +963,15 @@ def remove_recorded(plan, purge, run, check_mode=False, homes=None):
         problem = recorded_path_problem(path, record, other_homes(record.get('account')) if homes is None else homes)
         if problem:
             raise PlanError('%s lists %s, which %s: refusing to remove anything' % (record_path, path, problem))
+    # Records older than the 'shared' key: the plan's own shared links count too.
+    shared = set(record.get('shared') or []) | set(e['path'] for e in plan.get('links') or [] if e.get('shared'))
     if check_mode:
-        return _remove(record, doomed, prefix, run, True)
+        return _remove(record, doomed, shared, prefix, run, True)
     with Lock(prefix, 600):
-        return _remove(record, doomed, prefix, run, False)
+        return _remove(record, doomed, shared, prefix, run, False)
 
 
-def _remove(record, doomed, prefix, run, check_mode):
+def _remove(record, doomed, shared, prefix, run, check_mode):
     changes = Changes(check_mode)
     present = [(unit, path) for unit, path in record.get('units') or [] if lstat_or_none(path) is not None]
     if present and not check_mode:
@@ -961,8 +988,11 @@ def _remove(record, doomed, prefix, run, check_mode):
         run([SYSTEMCTL, 'daemon-reload'])
     # Deepest first; the prefix (holding this record) last.
     for path in sorted(set(doomed), key=len, reverse=True) + [prefix]:
+        if path in shared and foreign_entry(path, prefix):
+            changes.warnings.append('kept %s, which another install now owns (%s)' % (path, foreign_entry(path, prefix)))
+            continue
         if lstat_or_none(path) is not None:
             changes.add('remove %s' % path, path)
             if not check_mode:
                 remove_entry(path)
-    return {'changed': bool(changes.items), 'changes': changes.items}
+    return {'changed': bool(changes.items), 'changes': changes.items, 'warnings': changes.warnings}

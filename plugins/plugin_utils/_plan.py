@@ -458,7 +458,8 @@ def build(s, derived, platform, os_data, user=None, release_results=None):
     # The CLI looks for the agent-runner, its version marker and temporal in the state directory and
     # replaces anything that does not match its version with an unverified download: root-owned links
     # into current keep them verified and in step with every switch.
-    links = [{'path': layout.bin_link_dir + '/stigmer', 'target': layout.current + '/bin/stigmer'},
+    # The bin link shares its directory with other software (shared: replaced and removed only while it is ours).
+    links = [{'path': layout.bin_link_dir + '/stigmer', 'target': layout.current + '/bin/stigmer', 'shared': True},
              {'path': dot + '/data/bin/agent-runner', 'target': layout.current + '/bin/agent-runner'},
              {'path': dot + '/data/bin/.version', 'target': layout.current + '/share/agent-runner.version'}]
     if temporal_on:

@@ -26,6 +26,7 @@ are imported; the command line of a background run is the one ``run_site`` build
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -600,6 +601,35 @@ def test_what_the_account_plants_never_runs_as_root_and_site_restores_the_layout
     ran, as_root = planted_runs_as_root(name)
     assert not as_root, 'a planted script ran as root (uids: %r)' % ran
     host_sh(name, 'rm -f /etc/hs-canary %s' % PLANTED_LOG)
+
+
+def test_a_stigmer_another_install_put_in_the_bin_dir_is_neither_replaced_nor_removed(baseline, server, host):
+    name = host.name
+    converge(server, host, baseline.cache, {'stigmer_version': OLD})
+    theirs = '#!/bin/sh\necho the distribution stigmer\n'
+    took = host_sh(name, 'rm /usr/local/bin/stigmer && printf %s > /usr/local/bin/stigmer && chmod 0755 '
+                         '/usr/local/bin/stigmer' % shlex.quote(theirs))
+    assert took.returncode == 0, took.stderr
+    before = snapshot(name)
+
+    site = run_site(server, host.inventory, baseline.cache, {'stigmer_version': NEW})
+    assert site.returncode != 0 and recap(site.stdout)[name]['changed'] == 0, tail(site)
+    flat = ' '.join(site.stdout.split())
+    assert "/usr/local/bin/stigmer is already there and is not this collection's (a file, not a link)" in flat, tail(site)
+    assert 'stigmer_bin_dir' in flat
+    assert snapshot(name) == before, 'the refused run changed the host'
+
+    uninstall = run_site(server, host.inventory, baseline.cache, {}, playbook='uninstall.yml')
+    assert uninstall.returncode == 0, tail(uninstall)
+    assert 'kept /usr/local/bin/stigmer, which another install now owns' in ' '.join(
+        (uninstall.stdout + uninstall.stderr).split()), \
+        tail(uninstall)
+    assert host_sh(name, 'cat /usr/local/bin/stigmer').stdout == theirs
+    assert host_sh(name, 'ls -d %s 2>/dev/null' % PREFIX).stdout == ''
+
+    host_sh(name, 'rm -f /usr/local/bin/stigmer')
+    converge(server, host, baseline.cache, {'stigmer_version': OLD})
+    assert services_active(name) == {c: 'active' for c in COMPONENTS}
 
 
 # --- 3. uninstall's refusals -------------------------------------------------------------------------

@@ -548,7 +548,8 @@ def make_plan(tmp_path, tag='v0.0.7', **overrides):
                    'checks': [{'command': 'stigmer', 'args': ['--help']}]}],
         'directories': [{'path': str(prefix), 'own': True}, {'path': str(prefix / 'versions'), 'own': True},
                         {'path': str(tmp_path / 'bin'), 'own': False}],
-        'leaves': [], 'links': [{'path': str(tmp_path / 'bin' / 'stigmer'), 'target': str(prefix / 'current/bin/stigmer')}],
+        'leaves': [], 'links': [{'path': str(tmp_path / 'bin' / 'stigmer'), 'target': str(prefix / 'current/bin/stigmer'),
+                                 'shared': True}],
         'remove': [], 'uninstall': [str(tmp_path / 'bin' / 'stigmer')], 'components': [], 'target': None,
     }
     plan.update(overrides)
@@ -619,7 +620,8 @@ def test_apply_then_compare_finds_nothing_to_do(tmp_path):
     with open(plan['record']) as handle:
         assert json.load(handle) == {
             'format': 1, 'prefix': str(prefix), 'state_dir': None, 'account': None, 'service_manager': 'none',
-            'units': [], 'remove': [str(tmp_path / 'bin' / 'stigmer')], 'versions': {'stigmer': 'v0.0.7'}}
+            'units': [], 'remove': [str(tmp_path / 'bin' / 'stigmer')], 'shared': [str(tmp_path / 'bin' / 'stigmer')],
+            'versions': {'stigmer': 'v0.0.7'}}
     assert mode(plan['record']) == 0o644
 
     result = runtime(plan, run).compare()
@@ -763,6 +765,47 @@ def test_remove_what_the_record_lists(tmp_path):
                      'msg': 'no install record at %s: nothing to remove' % plan['record']}
 
 
+@pytest.mark.parametrize('plant, described', [
+    (lambda path: path.write_text('#!/bin/sh\n'), 'a file, not a link'),
+    (lambda path: path.symlink_to('/opt/homebrew/Cellar/stigmer/0.0.5/bin/stigmer'),
+     'a link to /opt/homebrew/Cellar/stigmer/0.0.5/bin/stigmer'),
+])
+def test_a_stigmer_of_another_install_in_the_bin_dir_is_refused_before_any_change(tmp_path, plant, described):
+    plan = make_plan(tmp_path)
+    (tmp_path / 'bin').mkdir()
+    bin_link = tmp_path / 'bin' / 'stigmer'
+    plant(bin_link)
+    for call in (lambda: runtime(plan).compare(), lambda: runtime(plan).apply(artifacts(tmp_path, 'v0.0.7'))):
+        with pytest.raises(PlanError) as info:
+            call()
+        assert '%s is already there and is not this collection\'s (%s)' % (bin_link, described) in str(info.value)
+        assert 'stigmer_bin_dir' in str(info.value)
+    assert not os.path.lexists(plan['prefix']) and os.path.lexists(str(bin_link))
+
+
+def test_an_older_link_of_this_install_in_the_bin_dir_is_replaced(tmp_path):
+    plan = make_plan(tmp_path)
+    (tmp_path / 'bin').mkdir()
+    (tmp_path / 'bin' / 'stigmer').symlink_to(os.path.join(plan['prefix'], 'versions/v0.0.6/bin/stigmer'))
+    runtime(plan).apply(artifacts(tmp_path, 'v0.0.7'))
+    assert os.readlink(str(tmp_path / 'bin' / 'stigmer')) == os.path.join(plan['prefix'], 'current/bin/stigmer')
+
+
+@pytest.mark.parametrize('shared_in_record', [True, False])
+def test_uninstall_keeps_a_bin_link_another_install_took_over(tmp_path, shared_in_record):
+    plan, dummy = installed(tmp_path)
+    if not shared_in_record:  # a record written before the key existed: the plan's shared links count
+        write_record(plan, shared=None)
+    bin_link = tmp_path / 'bin' / 'stigmer'
+    bin_link.unlink()
+    bin_link.write_text('#!/bin/sh\n# the distribution\'s stigmer\n')
+    args = {'prefix': plan['prefix'], 'record': plan['record'], 'system': False, 'account': None, 'links': plan['links']}
+    result = remove_recorded(args, False, Recorder(), homes=set())
+    assert result['changes'] == ['remove %s' % plan['prefix']]
+    assert result['warnings'] == ['kept %s, which another install now owns (a file, not a link)' % bin_link]
+    assert 'distribution' in bin_link.read_text() and not os.path.lexists(plan['prefix'])
+
+
 def write_record(plan, **changes):
     with open(plan['record']) as handle:
         record = json.load(handle)
@@ -818,7 +861,8 @@ def test_the_record_names_the_installed_tag_of_each_tree(tmp_path):
     plan['trees'].append(temporal)
     record = runtime(plan).record_data()
     assert record['versions'] == {'stigmer': 'v0.0.7', 'temporal': 'v1.5.1'}
-    assert set(record) == {'format', 'prefix', 'state_dir', 'account', 'service_manager', 'units', 'remove', 'versions'}
+    assert set(record) == {'format', 'prefix', 'state_dir', 'account', 'service_manager', 'units', 'remove', 'shared',
+                           'versions'}
     # A rollback records what it switched back to, the other trees keep the plan's tag.
     assert runtime(plan).record_data({'stigmer': 'v0.0.6'})['versions'] == {'stigmer': 'v0.0.6', 'temporal': 'v1.5.1'}
 

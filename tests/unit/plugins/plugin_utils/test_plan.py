@@ -262,7 +262,7 @@ def test_default_directories_links_and_leaves(linux_plan):
         {'path': HOME, 'own': True}, {'path': DOT, 'own': True}, {'path': DOT + '/data', 'own': True},
         {'path': DOT + '/data/bin', 'own': True}, {'path': DOT + '/bin', 'own': True}]
     assert host['links'] == [
-        {'path': '/usr/local/bin/stigmer', 'target': '/opt/stigmer/current/bin/stigmer'},
+        {'path': '/usr/local/bin/stigmer', 'target': '/opt/stigmer/current/bin/stigmer', 'shared': True},
         {'path': DOT + '/data/bin/agent-runner', 'target': '/opt/stigmer/current/bin/agent-runner'},
         {'path': DOT + '/data/bin/.version', 'target': '/opt/stigmer/current/share/agent-runner.version'},
         {'path': DOT + '/bin/temporal', 'target': '/opt/stigmer/temporal/current/bin/temporal'}]
@@ -872,7 +872,8 @@ def test_user_scope_layout_under_the_users_home():
     assert {'path': '/home/alice/.local/bin', 'own': False} in host['directories']
     assert all(d['path'].startswith('/home/alice') for d in host['directories'])
     assert host['links'][0] == {'path': '/home/alice/.local/bin/stigmer',
-                                'target': '/home/alice/.local/share/stigmer/current/bin/stigmer'}
+                                'target': '/home/alice/.local/share/stigmer/current/bin/stigmer',
+                                'shared': True}
     assert all(link['path'].startswith('/home/alice/') for link in host['links'])
     assert host['remove'] == []
     assert host['uninstall'] == ['/home/alice/.local/bin/stigmer', '/home/alice/.stigmer/data/bin',
