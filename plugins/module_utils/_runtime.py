@@ -529,6 +529,8 @@ class Runtime(object):
                             % (self.account['user'], self.account['group']))
         ensure_directory(self.plan['prefix'], self.uid, self.gid, ROOT_DIR_MODE, True, changes)
         with self.lock(changes.check_mode):
+            if not changes.check_mode:
+                self.provisional_record()
             self.layout(changes, account_ids)
             needs, versions, results = self.trees(changes, artifacts)
             self.links(changes)
@@ -897,6 +899,26 @@ class Runtime(object):
             'shared': sorted(e['path'] for e in self.plan.get('links') or [] if e.get('shared')),
             'versions': versions,
         }
+
+    def provisional_record(self):
+        """Before the first change, record everything this run may create (and all the old record
+        listed), so uninstall.yml removes it even when the run dies half way through a first install.
+
+        The versions stay the old record's until the run ends and writes the final record. Not a
+        change of its own: on a converged host it equals the record already there and is not
+        written; otherwise the final write at the end is the change compare reports.
+        """
+        final, old = self.record_data(), self.record()
+        if not isinstance(old, dict):
+            old = {}
+        if old == final:
+            return
+        record = dict(final, versions=old.get('versions') if isinstance(old.get('versions'), dict) else {})
+        for key in ('units', 'remove', 'shared'):
+            before = old.get(key) if isinstance(old.get(key), list) else []
+            record[key] = final[key] + [item for item in before if item not in final[key]]
+        atomic_write(self.plan['record'], json.dumps(record, indent=2, sort_keys=True) + '\n',
+                     RECORD_MODE, self.uid, self.gid)
 
     def install_record(self, changes, record):
         sweep_temp_siblings(self.plan['record'], changes)

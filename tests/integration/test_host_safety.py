@@ -626,8 +626,29 @@ def test_a_stigmer_another_install_put_in_the_bin_dir_is_neither_replaced_nor_re
         tail(uninstall)
     assert host_sh(name, 'cat /usr/local/bin/stigmer').stdout == theirs
     assert host_sh(name, 'ls -d %s 2>/dev/null' % PREFIX).stdout == ''
+    host_sh(name, 'rm -f /usr/local/bin/stigmer')  # the next test starts from this uninstalled host
 
-    host_sh(name, 'rm -f /usr/local/bin/stigmer')
+
+def test_a_first_install_that_fails_at_service_start_is_removed_whole_by_uninstall(baseline, server, host):
+    name = host.name
+    clean = run_site(server, host.inventory, baseline.cache, {'stigmer_uninstall_purge': True}, playbook='uninstall.yml')
+    assert clean.returncode == 0, tail(clean)
+    # systemctl start fails after the units are written and enabled (Restart=always).
+    host_sh(name, 'mkdir -p /etc/systemd/system/stigmer-server.service.d && printf "[Service]\\nExecStartPre=/bin/false\\n"'
+                  ' > /etc/systemd/system/stigmer-server.service.d/fail.conf')
+    try:
+        first = run_site(server, host.inventory, baseline.cache, {'stigmer_version': OLD})
+        assert first.returncode != 0, tail(first)
+        assert host_sh(name, 'systemctl is-enabled stigmer-temporal.service').stdout.strip() == 'enabled', tail(first)
+        uninstall = run_site(server, host.inventory, baseline.cache, {'stigmer_uninstall_purge': True},
+                             playbook='uninstall.yml')
+        assert uninstall.returncode == 0 and changed(uninstall, host) > 0, tail(uninstall)
+        left = host_sh(name, 'ls -d %s %s /etc/stigmer /usr/local/bin/stigmer /etc/systemd/system/stigmer*.service '
+                             '/etc/systemd/system/stigmer.target 2>/dev/null; systemctl list-units --all --plain '
+                             '--no-legend "stigmer*" | grep -v not-found' % (PREFIX, STATE)).stdout
+        assert left == '', 'uninstall.yml after a failed first install left:\n%s\n%s' % (left, tail(uninstall))
+    finally:
+        host_sh(name, 'rm -rf /etc/systemd/system/stigmer-server.service.d && systemctl daemon-reload')
     converge(server, host, baseline.cache, {'stigmer_version': OLD})
     assert services_active(name) == {c: 'active' for c in COMPONENTS}
 

@@ -1103,6 +1103,61 @@ def test_systemd_on_a_fresh_host_compare_is_what_apply_does(tmp_path, systemd_ho
     assert again['changes'] == [] and host.changes() == commands
 
 
+def test_a_first_install_that_fails_at_start_is_left_with_nothing_by_uninstall(tmp_path, systemd_host):
+    plan, host = systemd_host
+    real = host.__call__
+
+    def start_fails(argv, **kwargs):
+        if argv[:2] == ['systemctl', 'start']:
+            host.calls.append(list(argv))
+            return 1, '', 'Job for stigmer-server.service failed.\n'
+        return real(argv, **kwargs)
+
+    with pytest.raises(PlanError, match='systemctl start'):
+        runtime(plan, start_fails).apply(artifacts(tmp_path, 'v0.0.7'))
+    units = [c['unit'] for c in plan['components']]
+    assert host.enabled == set(units + ['stigmer.target'])  # enabled, Restart=always: they would come back
+    with open(plan['record']) as handle:
+        record = json.load(handle)
+    assert record['versions'] == {} and record['remove'] == plan['uninstall']
+    assert sorted(record['units']) == sorted([c['unit'], c['path']] for c in plan['components'] + [plan['target']])
+
+    args = {'prefix': plan['prefix'], 'record': plan['record'], 'system': False, 'account': None}
+    removed = remove_recorded(args, False, host, homes=set())
+    assert removed['changed'] and ['systemctl', 'disable', '--now'] + units + ['stigmer.target'] in host.calls
+    assert host.enabled == set() and not os.path.lexists(plan['prefix'])
+    assert not any(os.path.lexists(c['path']) for c in plan['components'] + [plan['target']])
+    assert not os.path.lexists(str(tmp_path / 'bin' / 'stigmer'))
+
+
+def test_the_provisional_record_keeps_what_the_old_record_listed_until_the_run_ends(tmp_path, systemd_host):
+    plan, host = systemd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    # What an older plan installed and this one no longer knows of, listed by the old record.
+    gone = ['stigmer-old.service', str(tmp_path / 'system' / 'stigmer-old.service')]
+    with open(plan['record']) as handle:
+        old = json.load(handle)
+    write_record(plan, units=old['units'] + [gone], remove=old['remove'] + [str(tmp_path / 'state' / 'old')])
+    plan['components'][1]['content'] += 'Environment=LOG_LEVEL=debug\n'
+    real = host.__call__
+
+    def reload_fails(argv, **kwargs):
+        if argv[:2] == ['systemctl', 'daemon-reload']:
+            return 1, '', 'Failed to reload daemon: Access denied\n'
+        return real(argv, **kwargs)
+
+    with pytest.raises(PlanError, match='daemon-reload'):
+        runtime(plan, reload_fails).apply(given)
+    with open(plan['record']) as handle:
+        record = json.load(handle)
+    assert gone in record['units'] and str(tmp_path / 'state' / 'old') in record['remove']
+    assert record['versions'] == {'stigmer': 'v0.0.7'}
+    runtime(plan, host).apply(given)
+    with open(plan['record']) as handle:
+        assert json.load(handle) == runtime(plan, host).record_data()
+
+
 def test_systemd_one_unit_change_compare_is_what_apply_does(tmp_path, systemd_host):
     plan, host = systemd_host
     given = artifacts(tmp_path, 'v0.0.7')
