@@ -276,6 +276,37 @@ def make_parents(path, uid, gid):
     os.lchown(path, uid, gid)
 
 
+CAP_SYS_ADMIN = 21
+
+
+def ip_filter_problem(cgroup_root='/sys/fs/cgroup', pid1_status='/proc/1/status'):
+    """Why systemd would not enforce IPAddressDeny=/IPAddressAllow= on this host, or None.
+
+    systemd attaches them as BPF programs to the unit's cgroup: that needs a cgroup2 hierarchy
+    (unified, or hybrid's /sys/fs/cgroup/unified) and systemd holding CAP_SYS_ADMIN, which most
+    containers withhold. Without either it starts the unit unfiltered and says so only at debug level.
+    """
+    if not any(os.path.exists(os.path.join(root, 'cgroup.controllers'))
+               for root in (cgroup_root, os.path.join(cgroup_root, 'unified'))):
+        return 'the host has no cgroup2 hierarchy (cgroup v1 only), which systemd needs for its BPF firewall'
+    try:
+        with open(pid1_status) as handle:
+            effective = [line.split()[1] for line in handle if line.startswith('CapEff:')][0]
+        held = int(effective, 16) >> CAP_SYS_ADMIN & 1
+    except (OSError, IndexError, ValueError):
+        return 'the capabilities of systemd (PID 1) cannot be read from %s' % pid1_status
+    if not held:
+        return 'systemd (PID 1) runs without CAP_SYS_ADMIN (as in most containers), so it cannot load BPF programs'
+    return None
+
+
+def unfiltered_message(port, problem):
+    return ('stigmer-server listens on port %d of every interface without authentication, and its only guard, '
+            'systemd\'s IPAddressDeny=/IPAddressAllow=, would not be enforced here: %s. Nothing was changed. Run on a '
+            'host where it is enforced, or block the port with a host firewall and set '
+            'stigmer_server_accept_unfiltered_network=true to accept the risk.' % (port, problem))
+
+
 def foreign_entry(path, prefix):
     """What is at path if it is not this install's: None when nothing is there or it is a link into prefix.
 
@@ -492,6 +523,17 @@ class Runtime(object):
             return None
 
     def check_inputs(self):
+        """Refuse, before any change, what the run must not do; return the warnings every run repeats."""
+        warnings = []
+        guard = self.plan.get('network_guard')
+        if guard and self.manager == 'systemd':
+            problem = ip_filter_problem()
+            if problem:
+                raise PlanError(unfiltered_message(guard['port'], problem))
+        elif guard and self.manager == 'launchd':
+            warnings.append('launchd has no per-service network filter: stigmer-server accepts connections on port %d '
+                            'from every network, without authentication. Block the port with the macOS firewall or '
+                            'pf (README), then set stigmer_server_accept_unfiltered_network=true.' % guard['port'])
         for entry in self.plan.get('links') or []:
             foreign = entry.get('shared') and foreign_entry(entry['path'], self.plan['prefix'])
             if foreign:
@@ -499,7 +541,7 @@ class Runtime(object):
                                 'owns it. Remove it, or set stigmer_bin_dir to another directory; nothing was changed.'
                                 % (entry['path'], foreign))
         if not self.plan.get('system'):
-            return
+            return warnings
         check_locations(self.locations(), (self.account or {}).get('user'))
         own = set(d['path'] for d in self.plan['directories'] if d.get('own'))
         for entry in self.plan['directories']:
@@ -510,6 +552,7 @@ class Runtime(object):
                 raise PlanError('%s lies below %s, which someone other than root can change: root would install '
                                 'into a directory others control. Choose a location whose parents are root-owned '
                                 'and not group- or world-writable.' % (entry['path'], unsafe))
+        return warnings
 
     # -- one path for compare and apply -------------------------------------
 
@@ -522,7 +565,7 @@ class Runtime(object):
         step does what it records, right after recording it. The prefix comes first, outside
         the lock, because the lock lives in it; apply holds the lock for everything else.
         """
-        self.check_inputs()
+        warnings = self.check_inputs()
         account_ids = self.account_ids()
         if not changes.check_mode and self.account and account_ids is None:
             raise PlanError('The service account %s:%s does not exist; the role creates it before this step.'
@@ -539,7 +582,7 @@ class Runtime(object):
             acted = self.services(changes)
             self.install_record(changes, self.record_data())
         return {'needs': needs, 'versions': versions, 'results': results, 'acted': acted,
-                'account_ids': account_ids}
+                'account_ids': account_ids, 'warnings': warnings}
 
     def lock(self, check_mode):
         """apply's exclusive lock; compare takes none (it writes nothing, not even the lock file)."""
@@ -838,7 +881,7 @@ class Runtime(object):
         return {
             'changed': bool(changes.items), 'changes': changes.items, 'needs': found['needs'],
             'account_missing': bool(self.account) and found['account_ids'] is None,
-            'versions': found['versions'],
+            'versions': found['versions'], 'warnings': found['warnings'],
             'diff': {'before_header': 'installed', 'after_header': 'plan',
                      'before': diff_text(before), 'after': diff_text(after)},
         }

@@ -422,6 +422,16 @@ def trees_for(s, layout, releases):
     return trees
 
 
+def network_guard(s, comps, manager):
+    """What the host must enforce for the server's allow-list (its port), or None: nothing to
+    enforce (no server, "any" allowed, no service manager) or the risk accepted."""
+    server = [c for c in comps if c.name == 'server' and c.enabled]
+    if not server or server[0].allow_ips is None or manager not in ('systemd', 'launchd') \
+            or s['stigmer_server_accept_unfiltered_network']:
+        return None
+    return {'port': s['stigmer_server_port']}
+
+
 def build(s, derived, platform, os_data, user=None, release_results=None):
     """The whole plan of one host. s: normalised and checked settings; derived: _settings.check(s);
     platform: the stigmer_platform fact; os_data: the role's per-OS data (vars/<os>.yml);
@@ -496,6 +506,7 @@ def build(s, derived, platform, os_data, user=None, release_results=None):
         } for c in comps] if services else [],
         'target': ({'unit': 'stigmer.target', 'path': os_data['unit_path'] % 'stigmer.target', 'content': target_unit(enabled)}
                    if manager == 'systemd' else None),
+        'network_guard': network_guard(s, comps, manager) if services else None,
     }
     return Plan(settings=s, derived=derived, platform=platform, layout=layout, releases=releases,
                 components=comps, host_plan=host)

@@ -30,6 +30,9 @@ case "${1:-}" in
       echo "    ansible_connection: containers.podman.podman"
       echo "    ansible_python_interpreter: /usr/bin/python3"
       echo "    ansible_become: false  # podman connects as root"
+      echo "    # systemd here lacks CAP_SYS_ADMIN, so it cannot enforce the server's IPAddressDeny=; slirp4netns"
+      echo "    # lets no other network reach these containers, so the demo accepts it (README: network filter)."
+      echo "    stigmer_server_accept_unfiltered_network: true"
       echo "  hosts:"
     } > "$inventory"
     for spec in "${hosts[@]}"; do

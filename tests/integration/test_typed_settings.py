@@ -71,6 +71,25 @@ def test_a_value_that_cannot_go_into_a_unit_is_refused_before_any_host_changes(s
     assert host_sh(names[0], 'test -e /tmp/pwned').returncode != 0
 
 
+def test_a_host_that_would_not_enforce_the_servers_network_filter_is_refused_before_any_change(server, hosts, cache):
+    # This container's systemd has no CAP_SYS_ADMIN: IPAddressDeny= would be ignored (checked below).
+    names, inventory = hosts
+    result = run_site(server, inventory, cache, limit=names[0],
+                      flags=kv(stigmer_server_accept_unfiltered_network='false'))
+    assert result.returncode != 0
+    flat = ' '.join(result.stdout.split())
+    assert 'would not be enforced here' in flat and 'CAP_SYS_ADMIN' in flat, result.stdout[-3000:]
+    assert 'stigmer_server_accept_unfiltered_network=true' in flat and 'Nothing was changed' in flat
+    assert host_sh(names[0], FOOTPRINT).stdout == ''
+    # What the refusal is about: a unit with the same filter is reachable from the host's own address.
+    probe = host_sh(names[0], 'systemd-run --unit=filter-probe -p IPAddressDeny=any -p IPAddressAllow=localhost '
+                              'python3 -m http.server 8999 >/dev/null 2>&1; sleep 1; '
+                              'address=$(hostname -I | cut -d" " -f1); '
+                              'python3 -c "import socket,sys; socket.create_connection((sys.argv[1], 8999), 3)" "$address" '
+                              '&& echo reachable; systemctl stop filter-probe')
+    assert 'reachable' in probe.stdout, probe.stdout + probe.stderr
+
+
 def test_create_user_false_without_the_account_fails_up_front_naming_it(server, hosts, cache):
     names, inventory = hosts
     result = run_site(server, inventory, cache, limit=names[0], flags=kv(stigmer_service_create_user='false'))

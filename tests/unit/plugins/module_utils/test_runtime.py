@@ -1330,3 +1330,53 @@ def test_start_slack_applies_under_launchd_only(tmp_path, monkeypatch, manager, 
     os.utime(env, (start + offset, start + offset))
     expected = ['restart server (started before %s changed)' % env] if restarted else []
     assert runtime(plan, host).compare()['changes'] == expected
+
+
+# ---------------------------------------------------------------------------------- the server's network filter
+
+def cgroup_host(tmp_path, roots, capeff):
+    cgroup = tmp_path / 'cgroup'
+    cgroup.mkdir()
+    for root in roots:
+        (cgroup / root).mkdir(exist_ok=True)
+        (cgroup / root / 'cgroup.controllers').write_text('cpu memory pids\n')
+    status = tmp_path / 'status'
+    status.write_text('Name:\tsystemd\nCapInh:\t0000000000000000\nCapEff:\t%s\n' % capeff)
+    return str(cgroup), str(status)
+
+
+@pytest.mark.parametrize('roots, capeff, problem', [
+    (['.'], '000001ffffffffff', None),                                # unified, a host's systemd
+    (['unified'], '000001ffffffffff', None),                          # hybrid: systemd attaches to unified/
+    ([], '000001ffffffffff', 'no cgroup2 hierarchy'),                 # cgroup v1 only
+    (['.'], '00000000800405fb', 'without CAP_SYS_ADMIN'),             # podman's default capability set
+    (['.'], 'not-hex', 'cannot be read'),
+])
+def test_ip_filter_problem(tmp_path, roots, capeff, problem):
+    found = _runtime.ip_filter_problem(*cgroup_host(tmp_path, roots, capeff))
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_an_unenforced_filter_stops_the_run_before_any_change_and_names_the_variable(tmp_path, systemd_host,
+                                                                                      monkeypatch):
+    plan, host = systemd_host
+    plan['network_guard'] = {'port': 7234}
+    monkeypatch.setattr(_runtime, 'ip_filter_problem', lambda: 'systemd (PID 1) runs without CAP_SYS_ADMIN')
+    for call in (lambda: runtime(plan, host).compare(), lambda: runtime(plan, host).apply(artifacts(tmp_path, 'v0.0.7'))):
+        with pytest.raises(PlanError) as info:
+            call()
+        assert 'port 7234' in str(info.value) and 'without CAP_SYS_ADMIN' in str(info.value)
+        assert 'stigmer_server_accept_unfiltered_network=true' in str(info.value)
+    assert not os.path.lexists(plan['prefix']) and host.changes() == []
+    monkeypatch.setattr(_runtime, 'ip_filter_problem', lambda: None)
+    assert runtime(plan, host).compare()['warnings'] == []
+    plan['network_guard'] = None  # accepted, or nothing to filter: not even looked at
+    monkeypatch.setattr(_runtime, 'ip_filter_problem', lambda: pytest.fail('checked without a guard'))
+    assert runtime(plan, host).compare()['warnings'] == []
+
+
+def test_launchd_warns_on_every_compare_that_the_port_is_open(tmp_path):
+    plan = service_plan(tmp_path, 'launchd')
+    plan['network_guard'] = {'port': 7234}
+    warnings = runtime(plan, FakeLaunchctl()).compare()['warnings']
+    assert len(warnings) == 1 and 'port 7234' in warnings[0] and 'stigmer_server_accept_unfiltered_network' in warnings[0]

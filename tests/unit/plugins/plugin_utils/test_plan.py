@@ -961,3 +961,16 @@ def test_temporal_on_an_address_of_the_host_is_allowed_to_the_server_and_tempora
     assert '10.1.2.3' in exec_argv(one(comp(plan, 'server')['content'], 'ExecStartPre'))
     loopback = build_plan(stigmer_temporal_ip='127.0.0.1')
     assert one(comp(loopback, 'server')['content'], 'IPAddressAllow') == 'localhost'
+
+
+@pytest.mark.parametrize('platform, overrides, guard', [
+    ('linux-amd64', {}, {'port': 7234}),
+    ('darwin-arm64', {'stigmer_server_port': 7300}, {'port': 7300}),
+    ('linux-amd64', {'stigmer_server_allowed_networks': ['any']}, None),             # nothing to filter
+    ('linux-amd64', {'stigmer_server_accept_unfiltered_network': 'true'}, None),     # the risk accepted
+    ('linux-amd64', {'stigmer_server_accept_unfiltered_network': 'false'}, {'port': 7234}),
+    ('linux-amd64', {'stigmer_service_enabled': False}, None),                        # no server at all
+])
+def test_the_network_guard_is_asked_for_only_where_the_server_is_filtered_and_the_risk_not_accepted(
+        platform, overrides, guard):
+    assert build_plan(platform, **overrides).host()['network_guard'] == guard
