@@ -15,6 +15,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections import Counter
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
@@ -45,12 +46,18 @@ NO_VALUE = '-'
 
 _WHITESPACE_RE = re.compile(r'\s+')
 # Terminal escape sequences (CSI and OSC, such as colours and hyperlinks, in their 7- and 8-bit
-# forms, then any other ESC and the character after it) and the control and bidirectional
-# formatting characters left: host-provided text must not repaint a terminal nor reorder a line.
+# forms, then any other ESC and the character after it): host-provided text must not repaint a
+# terminal. Removed whole, so no parameter of one is left behind as text.
 _ESCAPE_RE = re.compile(r'(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?'
                         r'|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x9c|\x1b\\)?'
                         r'|\x1b[ -/]*[0-~]?')
-_CONTROL_RE = re.compile(r'[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+# Unicode's control (Cc) and format (Cf) characters: C0 and C1 controls, bidirectional overrides,
+# zero-width spaces and joiners, byte order marks, invisible tag characters. None is visible, and
+# each can reorder a line, hide text or make two host names look the same.
+_HIDDEN_CATEGORIES = ('Cc', 'Cf')
+# A lone surrogate is how Python keeps a byte that was not UTF-8 (Ansible reads output with
+# surrogateescape); it cannot be written as UTF-8, so it shows as the replacement character.
+_SURROGATE_RE = re.compile(r'[\ud800-\udfff]')
 
 
 class ReportWriteError(Exception):
@@ -67,8 +74,15 @@ class ReportWriteError(Exception):
 # ---------------------------------------------------------------------------
 
 def printable(text):
-    """Text without terminal escape sequences and control characters; line breaks become spaces."""
-    return _CONTROL_RE.sub('', _WHITESPACE_RE.sub(' ', _ESCAPE_RE.sub('', '%s' % (text,))))
+    """Text without terminal escape sequences, control and invisible formatting characters; line
+    breaks become spaces, bytes that were not UTF-8 the replacement character.
+
+    The one sanitiser of host-provided text: every row is built with it and every renderer applies it.
+    """
+    text = _SURROGATE_RE.sub('\ufffd', _WHITESPACE_RE.sub(' ', _ESCAPE_RE.sub('', '%s' % (text,))))
+    if text.isprintable():
+        return text  # the common case, without a look-up per character
+    return ''.join(char for char in text if unicodedata.category(char) not in _HIDDEN_CATEGORIES)
 
 
 def one_line(text, limit=MAX_REASON):
@@ -133,8 +147,12 @@ INFO_FIELDS = {'installed': bool, 'cli_version': str, 'agent_runner_version': st
                'problems': list, 'services': dict, 'skipped': bool, 'failed': bool, 'unreachable': bool}
 HEALTH_FIELDS = {'healthy': bool, 'grpc': bool, 'status': str, 'msg': str, 'components': dict, 'polling': list,
                  'skipped': bool, 'failed': bool, 'unreachable': bool}
+# The fields the report reads from a host's own entry (verify.yml's summary of the host).
+ENTRY_FIELDS = {'host': str, 'platform': str, 'unreachable': str, 'failed': str, 'supervised': bool}
 # Lists whose elements are read as text.
 _TEXT_LISTS = ('problems', 'polling')
+# Mappings whose keys are read as text (component names).
+_TEXT_KEYS = ('services', 'components')
 _TYPE_NAMES = {bool: 'a boolean', str: 'a string', list: 'a list', dict: 'a mapping'}
 
 
@@ -153,12 +171,28 @@ def result_errors(result, fields):
         elif name in _TEXT_LISTS and value:
             errors.extend('%s[%d] is %s, not a string' % (name, index, type(item).__name__)
                           for index, item in enumerate(value) if not isinstance(item, str))
+        elif name in _TEXT_KEYS and value:
+            errors.extend('%s key %s is %s, not a string' % (name, one_line(key, 40), type(key).__name__)
+                          for key in value if not isinstance(key, str))
     return errors
 
 
+def entry_errors(entry):
+    """Why the host's own entry (a mapping) cannot be read: no host name, a field of the wrong type."""
+    # Without a name (or with one that prints as nothing), a healthy row could stand for any host.
+    missing = [] if one_line(entry.get('host') or '', 200) else ['host is missing or blank']
+    return missing + result_errors(entry, ENTRY_FIELDS)
+
+
+def _readable(result, fields):
+    """The result without its fields of a wrong type: what is shown of one that cannot be read."""
+    return dict((k, v) for k, v in _dict(result).items() if k not in fields or isinstance(v, fields[k]))
+
+
 def unreadable_reasons(entry):
-    """Why the host's registered results cannot be read, one reason per result; [] when they can."""
-    reasons = []
+    """Why the host's entry and registered results cannot be read, one reason for each; [] when they can."""
+    errors = entry_errors(entry)
+    reasons = ['the host\'s result could not be read: %s' % ', '.join(errors)] if errors else []
     for name, fields in (('info', INFO_FIELDS), ('health', HEALTH_FIELDS)):
         errors = result_errors(entry.get(name), fields)
         if errors:
@@ -252,17 +286,18 @@ def classify_host(entry, fleet=None, expected=False):
         entry = {}
     else:
         unreadable = unreadable_reasons(entry)
+    # The name as given, whatever its type: the row must say which host it is.
+    name = one_line(entry.get('host') or '', 200) or '?'
     info, health = _dict(entry.get('info')), entry.get('health')
     if unreadable:
         # Shown as far as it can be, but with no value of a wrong type.
-        info = dict((k, v) for k, v in info.items() if k not in INFO_FIELDS or isinstance(v, INFO_FIELDS[k]))
-        health = dict((k, v) for k, v in _dict(health).items()
-                      if k not in HEALTH_FIELDS or isinstance(v, HEALTH_FIELDS[k]))
+        entry = _readable(entry, ENTRY_FIELDS)
+        info, health = _readable(info, INFO_FIELDS), _readable(health, HEALTH_FIELDS)
     cli = plain_version(info.get('cli_version'))
     runner = plain_version(info.get('agent_runner_version'))
     services = _services(info, health)
     row = {
-        'host': one_line(entry.get('host') or '?', 200),
+        'host': name,
         'platform': one_line(entry['platform'], 100) if entry.get('platform') else None,
         'cli_version': cli,
         'agent_runner_version': runner,
@@ -318,7 +353,7 @@ def classify(hosts, expected_version=None):
 
     hosts: [{'host', 'platform', 'unreachable', 'failed', 'info', 'health', 'supervised'}]; any value
     but host may be None or partial; supervised false (binaries only) needs no health result. A host
-    whose entry, info or health cannot be read (not a mapping, a field of the wrong type) is failed.
+    whose entry, info or health cannot be read (not a mapping, a field of the wrong type, no host name) is failed.
     expected_version: when given, the fleet version, and every host on another CLI version drifts.
     Raises VersionError for an expected_version that is not one.
     """
@@ -398,7 +433,7 @@ def _table_cells(row):
             cells.append(one_line('; '.join(row['reasons']), TABLE_REASON_CHARS))
         else:
             cells.append(_cell(row[key]))
-    return cells
+    return [printable(cell) for cell in cells]
 
 
 def render_table(report):
@@ -410,16 +445,20 @@ def render_table(report):
     for line in [header] + body:
         padded = [text.ljust(width) for text, width in zip(line, widths)] + [line[-1]]
         lines.append('  '.join(padded).rstrip())
-    lines.append(verdict(report['summary']))
+    lines.append(printable(verdict(report['summary'])))
     return lines
 
 
 # Only what could end a cell or start markup: the raw file stays readable in a terminal.
 _MARKDOWN_SPECIAL_RE = re.compile(r'([\\`*_\[\]|~#])')
-# What GitHub's Markdown (and others) would turn into a link by itself: an address with a scheme,
-# one starting with www., an e-mail address. Such text goes into a code span, which links nothing;
-# a pipe, a backtick or an angle bracket ends it, so the span needs nothing escaped and holds no tag.
-_AUTOLINK_RE = re.compile(r'(?i)(?:[a-z][a-z0-9+.-]*://|www\.)[^\s|`<>]*|[^\s|`<>@]+@[^\s|`<>@]+\.[^\s|`<>@]+')
+# Where a host's text is cut into words: whatever could end a table cell or a code span or start a
+# tag, and brackets, so the markup around an address stays text.
+_WORD_RE = re.compile(r'[^\s|`<>()\[\]]+')
+# A word a Markdown renderer could turn into a link by itself: an address with a scheme, one with
+# www., an e-mail address (GitHub's autolinks), or a bare domain name such as evil.example/x
+# (linkify in markdown-it, as VS Code's preview has it). Versions (0.1.0) have no letter after a dot.
+# Each alternative is fixed-width: a long word costs its length, not its length squared.
+_ADDRESS_HINT_RE = re.compile(r'(?i)://|www\.|@|\.[^\W\d_]{2}')
 
 
 def _markdown_text(text):
@@ -430,11 +469,13 @@ def markdown_escape(text):
     """Text safe in a Markdown table cell: no column break, no markup, no raw HTML, no link."""
     text = one_line(text, 10000)
     parts, start = [], 0
-    for match in _AUTOLINK_RE.finditer(text):
+    for match in _WORD_RE.finditer(text):
         # Punctuation that ends a sentence stays outside, as autolinkers leave it.
-        address = match.group(0).rstrip('.,;:!?')
-        parts += [_markdown_text(text[start:match.start()]), '`%s`' % address]
-        start = match.start() + len(address)
+        word = match.group(0).rstrip('.,;:!?')
+        if _ADDRESS_HINT_RE.search(word):
+            # A code span links nothing, and a word holds nothing that would end it.
+            parts += [_markdown_text(text[start:match.start()]), '`%s`' % word]
+            start = match.start() + len(word)
     return ''.join(parts + [_markdown_text(text[start:])])
 
 
@@ -455,9 +496,20 @@ def render_markdown(report):
     return '\n'.join(lines) + '\n'
 
 
+def _printable_tree(value):
+    # JSON escapes control characters as \u001b, which every reader turns back into them.
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return dict((printable(k), _printable_tree(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_printable_tree(item) for item in value]
+    return value
+
+
 def render_json(report, generated=None):
     document = dict(report['summary'], hosts=report['rows'], generated=generated)
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + '\n'
+    return json.dumps(_printable_tree(document), indent=2, sort_keys=True, ensure_ascii=False) + '\n'
 
 
 # Neutral greys and white only: the state colours belong to the state cells alone.

@@ -27,6 +27,14 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY = 0x0, 0x1, 0x3, 0x4, 0x6, 0x7
 END_STREAM = ACK = 0x1
 END_HEADERS, PADDED = 0x4, 0x8
 HEALTH_CHECK = '/grpc.health.v1.Health/Check'
+# SETTINGS_MAX_FRAME_SIZE's initial value (RFC 9113 6.5.2): the SETTINGS frame this client sends is
+# empty, so it is what the client advertised, and a peer's frame over it is a FRAME_SIZE_ERROR.
+MAX_FRAME_SIZE = 16384
+# What one call reads at most. A health answer is a few bytes and a Temporal answer this collection
+# asks for (DescribeTaskQueue with its pollers) some KiB, and a server keeping to flow control sends
+# no more DATA than the initial 65,535-byte window (this client sends no WINDOW_UPDATE). The modules
+# run as root: a hostile or broken local server must not make them buffer all it sends until the deadline.
+MAX_RESPONSE_BYTES = 1 << 20
 # grpc.health.v1.HealthCheckResponse.ServingStatus
 STATUSES = {0: 'UNKNOWN', 1: 'SERVING', 2: 'NOT_SERVING', 3: 'SERVICE_UNKNOWN'}
 STREAM = 1
@@ -60,11 +68,18 @@ def frame(kind, flags, stream, payload=b''):
     return struct.pack('>I', len(payload))[1:] + bytes([kind, flags]) + struct.pack('>I', stream) + payload
 
 
-def parse_frames(buf):
-    """Split complete frames off buf: ([(kind, flags, stream, payload)], rest)."""
+def parse_frames(buf, max_size=MAX_FRAME_SIZE):
+    """Split complete frames off buf: ([(kind, flags, stream, payload)], rest).
+
+    GrpcError when a frame header announces more than max_size bytes: refused on the header
+    alone, so no payload of up to 16 MiB is waited for.
+    """
     frames = []
     while len(buf) >= 9:
         length = struct.unpack('>I', b'\x00' + buf[:3])[0]
+        if length > max_size:
+            raise GrpcError('the server announced a frame of %d bytes, over the %d-byte maximum frame size '
+                            'this client advertised (HTTP/2 FRAME_SIZE_ERROR)' % (length, max_size))
         if len(buf) < 9 + length:
             break
         kind, flags = buf[3], buf[4]
@@ -167,11 +182,14 @@ def address(host, port):
     return ('[%s]:%s' if ':' in host else '%s:%s') % (host, port)
 
 
-def call(host, port, method, request=b'', timeout=5.0, connect=socket.create_connection):
+def call(host, port, method, request=b'', timeout=5.0, connect=socket.create_connection,
+         max_bytes=MAX_RESPONSE_BYTES):
     """One unary gRPC call over cleartext HTTP/2; returns the response messages (maybe none).
 
     No message means the server ended the call with an error status in its
     trailers (for the health service: unimplemented, or an unknown service).
+    GrpcError once the server has sent more than max_bytes, frames of every kind
+    counted: that bounds both the response and the unparsed frame buffer.
     """
     where = address(host, port)
     deadline = time.monotonic() + timeout
@@ -181,7 +199,7 @@ def call(host, port, method, request=b'', timeout=5.0, connect=socket.create_con
         raise GrpcError('cannot connect to %s: %s' % (where, getattr(exc, 'strerror', None) or exc))
     try:
         sock.sendall(request_bytes(where, method, request, timeout))
-        buf, data, first = b'', b'', True
+        buf, data, first, received = b'', b'', True, 0
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -190,6 +208,10 @@ def call(host, port, method, request=b'', timeout=5.0, connect=socket.create_con
             chunk = sock.recv(65536)
             if not chunk:
                 raise GrpcError('%s closed the connection before answering %s' % (where, method))
+            received += len(chunk)
+            if received > max_bytes:
+                raise GrpcError('%s sent more than %d bytes answering %s, more than a health or Temporal answer '
+                                'can be: the call was given up' % (where, max_bytes, method))
             if first and len(buf + chunk) >= 9 and (buf + chunk)[3] != SETTINGS:
                 raise GrpcError('%s does not speak gRPC (HTTP/2): it answered %r'
                                 % (where, (buf + chunk)[:40]))

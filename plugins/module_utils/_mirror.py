@@ -39,7 +39,11 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._artifact import (
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._assets import asset_names
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import atomic_write
-from ansible_collections.stigmer.runtime.plugins.module_utils._install import is_temp_name
+from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
+    InstallError,
+    is_temp_name,
+    validate_basename,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils._release import (
     DEFAULT_COMPONENTS,
@@ -48,7 +52,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._release import (
     resolve_release,
     split_repo,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils._version import parse_semver
+from ansible_collections.stigmer.runtime.plugins.module_utils._version import VersionError, parse_semver
 
 MANIFEST = 'manifest.json'
 MANIFEST_FORMAT = 1
@@ -57,6 +61,8 @@ LOCK_DIR = '.locks'
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 DEFAULT_PLATFORMS = ('linux-amd64', 'linux-arm64', 'darwin-amd64', 'darwin-arm64')
+# The lists of file rows a release entry of manifest.json holds.
+FILE_LISTS = ('assets', 'checksum_files')
 
 
 class MirrorError(Exception):
@@ -69,6 +75,26 @@ class MirrorError(Exception):
 def relpath(tag, name):
     """A file's path inside the mirror, as manifest.json and the results name it."""
     return '%s/%s' % (tag, name)
+
+
+def is_plain_name(name):
+    """Whether ``name`` is one path segment: manifest.json's tags and file names are joined onto
+    dest, where '..', '/' or an empty name would reach outside it or mean another file, and a
+    backslash is a separator to Windows and to some web servers serving the mirror."""
+    try:
+        validate_basename(name, 'name')
+    except InstallError:
+        return False
+    return '\\' not in name
+
+
+def is_release_tag(tag):
+    """Whether ``tag`` names a release directory here: a plain name the mirror can order by version."""
+    try:
+        parse_semver(tag)
+    except VersionError:
+        return False
+    return is_plain_name(tag) and tag == tag.strip()
 
 
 def semver_order(tags):
@@ -123,11 +149,30 @@ def parse_manifest(text, repo, path):
                           % (os.path.dirname(path), document.get('repo'), repo))
     releases = {}
     for tag, entry in document['releases'].items():
-        if not isinstance(entry, dict):
-            raise MirrorError('%s lists release %r without its files; move it away, or choose another dest'
-                              % (path, tag))
+        check_release_entry(path, tag, entry)
         releases[tag] = entry
     return releases
+
+
+def check_release_entry(path, tag, entry):
+    """MirrorError unless manifest.json's entry for ``tag`` names only files directly in {dest}/{tag}.
+
+    Such a row is refused, not dropped: this module never writes one, so the manifest was edited or
+    tampered with, and rewriting it quietly would hide that from whoever trusts the sha256 it lists.
+    """
+    fix = 'this module never writes that: remove it from %s, or move %s away to have it rebuilt' % (path, path)
+    if not is_release_tag(tag):
+        raise MirrorError('%s lists release %r, which is not a release tag such as v1.2.3 naming a directory '
+                          'inside %s; %s' % (path, tag, os.path.dirname(path), fix))
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(key) or [], list) for key in FILE_LISTS):
+        raise MirrorError('%s lists release %r without its files; move it away, or choose another dest'
+                          % (path, tag))
+    for key in FILE_LISTS:
+        for row in entry.get(key) or []:
+            if isinstance(row, dict) and not is_plain_name(row.get('name')):
+                raise MirrorError('%s lists %r among the %s of %s, which is not a plain file name (no /, \\, .. '
+                                  'or empty name) inside %s; %s'
+                                  % (path, row.get('name'), key, tag, os.path.join(os.path.dirname(path), tag), fix))
 
 
 def missing_platforms_warning(repo, tag, offered, missing, newest):
@@ -384,7 +429,7 @@ class _Run(object):
         for tag in set(before) | set(fresh):
             old, new = before.get(tag) or {}, fresh.get(tag)
             entry = {'prerelease': bool((new or old).get('prerelease'))}
-            for key in ('assets', 'checksum_files'):
+            for key in FILE_LISTS:
                 rows = dict((row['name'], row) for row in (new or {}).get(key) or [])
                 for row in old.get(key) or []:
                     if not isinstance(row, dict) or row.get('name') in rows:

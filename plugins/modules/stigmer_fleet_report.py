@@ -17,10 +17,13 @@ description:
     the agent-runner versions differ, the CLI version is not the fleet version, or an install record
     could not be believed), C(healthy)."
   - "A host whose O(hosts[].info) or O(hosts[].health) cannot be read (not a mapping, or a field of
-    the wrong type, such as C(problems: 5)) is C(failed), the reason naming what could not be read;
-    the other hosts are reported as usual."
-  - Text from the hosts is written without terminal escape sequences and control characters; in
-    the Markdown file, addresses that would become links are written as code.
+    the wrong type, such as C(problems: 5)), or whose O(hosts[].host) prints as nothing, is
+    C(failed), the reason naming what could not be read; the other hosts are reported as usual."
+  - Text from the hosts is written without terminal escape sequences, control characters and
+    invisible formatting characters (bidirectional overrides, zero-width characters), a byte that
+    was not UTF-8 as the replacement character; in the Markdown file, every word a renderer could
+    turn into a link (an address with a scheme or C(www.), an e-mail address, a domain name) is
+    written as code.
   - The fleet version is O(expected_version) when set; otherwise the most common CLI version of the
     installed reachable hosts, a tie going to the highest semantic version.
   - Writes C(fleet-report.json), C(fleet-report.md) and C(fleet-report.html) into O(dest), each
@@ -71,7 +74,8 @@ options:
         description:
           - Whether the role runs the host's services (system scope with services enabled).
           - When false (binaries only), there is nothing to be healthy and O(hosts[].health) is not required.
-        type: bool
+          - Taken as given (not converted): a value that is not a boolean fails only that host's row, never the report.
+        type: raw
         default: true
   dest:
     description: The controller directory the report files are written to.
@@ -246,7 +250,7 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible.module_utils.common.validation import check_type_dict
+from ansible.module_utils.common.validation import check_type_bool, check_type_dict
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._fleet_report import (
     FORMATS,
@@ -269,7 +273,7 @@ def argument_spec():
             # raw: one host's unreadable result makes that host failed, not the whole report.
             info=dict(type='raw'),
             health=dict(type='raw'),
-            supervised=dict(type='bool', default=True),
+            supervised=dict(type='raw', default=True),
         )),
         dest=dict(type='path', required=True),
         expected_version=dict(type='str'),
@@ -290,8 +294,18 @@ def as_mapping(value):
     return value
 
 
+def as_boolean(value):
+    """A boolean as type bool would read it ("true", "no", 1...); anything else as given, for the
+    report to call unreadable."""
+    try:
+        return check_type_bool(value)
+    except (TypeError, ValueError):
+        return value
+
+
 def read_results(hosts):
-    return [dict(entry, info=as_mapping(entry.get('info')), health=as_mapping(entry.get('health')))
+    return [dict(entry, info=as_mapping(entry.get('info')), health=as_mapping(entry.get('health')),
+                 supervised=as_boolean(entry.get('supervised')))
             for entry in hosts]
 
 

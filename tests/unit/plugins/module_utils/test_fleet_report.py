@@ -335,6 +335,10 @@ def test_each_host_says_which_components_temporal_lists_polling():
      'the stigmer_health result could not be read: polling is str, not a list'),
     ({'health': dict(health(), polling=['server', 3])},
      'the stigmer_health result could not be read: polling[1] is int, not a string'),
+    ({'info': dict(info(), services={1: service(), 'server': service()})},
+     'the stigmer_info result could not be read: services key 1 is int, not a string'),
+    ({'info': dict(info(), services={}), 'health': dict(health(), components={None: service()})},
+     'the stigmer_health result could not be read: components key None is NoneType, not a string'),
 ])
 def test_a_result_that_cannot_be_read_fails_only_its_host(bad, reason):
     broken = host('broken')
@@ -371,6 +375,27 @@ def test_a_failed_task_result_is_still_a_failure_not_an_unreadable_one():
     assert row['reasons'] == ['stigmer_info failed: boom']
 
 
+@pytest.mark.parametrize('bad, error, shown_as', [
+    ({'platform': {'os': 'linux'}}, 'platform is dict, not a string', 'broken'),
+    ({'unreachable': ['timeout']}, 'unreachable is list, not a string', 'broken'),
+    ({'failed': 5}, 'failed is int, not a string', 'broken'),
+    ({'supervised': 'maybe'}, 'supervised is str, not a boolean', 'broken'),
+    ({'host': None}, 'host is missing or blank', '?'),
+    ({'host': '\x1b[2J\u200b'}, 'host is missing or blank', '?'),
+    ({'host': 7}, 'host is int, not a string', '7'),
+])
+def test_a_host_entry_that_cannot_be_read_fails_only_its_host(bad, error, shown_as):
+    broken = host('broken')
+    broken.update(bad)
+    report = classify([host('a'), broken, host('b')], 'v0.1.0')
+    assert [(r['host'], r['state']) for r in report['rows']] == [('a', 'healthy'), (shown_as, 'failed'), ('b', 'healthy')]
+    assert report['rows'][1]['reasons'] == ["the host's result could not be read: " + error]
+    assert report['rows'][1]['platform'] in (None, 'linux-amd64')
+    assert report['summary']['ok'] is False
+    for render in (render_table, render_markdown, render_html, render_json):
+        assert error in ''.join(render(report))
+
+
 # --- text from the hosts --------------------------------------------------------------------------
 
 ESC = '\x1b'
@@ -378,7 +403,10 @@ ESC = '\x1b'
 TERMINAL = ('\x1b[31mred\x1b[0m \x1b]0;owned\x07title \x1b]8;;https://evil.example/\x1b\\link\x1b]8;;\x1b\\ '
             '\x9b2Jclear \x07bell\x00nul\x7fdel \u202eevil\u202c end')
 CLEAN = 'red title link clear bellnuldel evil end'
-CONTROL_RE = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]')
+# And the invisible formatting characters: zero-width, soft hyphen, word joiner, byte order mark,
+# interlinear annotations, tag characters.
+CONTROL_RE = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069'
+                        '\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]')
 
 
 def test_printable_strips_escape_sequences_and_control_characters():
@@ -418,6 +446,48 @@ def test_html_strips_control_characters_from_any_report():
     report = classify([host()])
     report['rows'][0]['reasons'] = ['\x1b[31mred\x00']
     assert '<li>red</li>' in render_html(report) and ESC not in render_html(report)
+
+
+@pytest.mark.parametrize('render', [render_table, render_markdown, render_html, render_json])
+def test_every_rendering_strips_control_characters_from_any_report(render):
+    # Rows are built printable, but no renderer counts on it.
+    report = classify([host()])
+    report['rows'][0]['reasons'] = ['\x1b[31mred\u202e\x00 \u200bflag']
+    report['rows'][0]['services'] = {'server\u200b': 'inactive'}
+    text = ''.join(render(report))
+    assert 'red flag' in text and 'server' in text
+    assert not CONTROL_RE.search(text) and 'u001b' not in text and 'u200b' not in text
+
+
+def test_printable_strips_invisible_formatting_characters():
+    # Each would let web\u200b-1 pass for web-1, or hide text from the reader.
+    assert fleet_report.printable('web\u200b-\u200d1\u00ad\u2060\ufeff') == 'web-1'
+    assert fleet_report.printable('ok\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065') == 'ok'
+    assert fleet_report.printable('\ufff9a\ufffab\ufffb \u061cc') == 'ab c'
+    row = only_row(host('web\u200b-1', info=info(services={'ser\u2060ver': service()})))
+    assert (row['host'], list(row['services'])) == ('web-1', ['server'])
+
+
+def test_bytes_that_were_not_utf8_are_shown_not_fatal(tmp_path):
+    # Ansible keeps a byte that was not UTF-8 as a lone surrogate, which no UTF-8 file can hold.
+    report = classify([host('a'), host('latin-1', health=health(healthy=False, msg='caf\udce9 down'))])
+    assert report['rows'][1]['reasons'] == ['caf\ufffd down']
+    paths, _changed = write_reports(str(tmp_path), report, generated='t')
+    for path in paths:
+        with open(path, encoding='utf-8') as handle:
+            assert 'caf\ufffd down' in handle.read()
+
+
+def test_markdown_links_no_address_not_even_a_bare_domain():
+    msg = 'see evil.example/x, //evil.example or www.evil.example (mail root@evil.example); now v0.1.0'
+    text = render_markdown(classify([host('web-1.evil.example', health=health(healthy=False, msg=msg))]))
+    assert '| `web-1.evil.example` |' in text
+    assert ('see `evil.example/x`, `//evil.example` or `www.evil.example` (mail `root@evil.example`); now v0.1.0'
+            in text)
+    # Outside the code spans no word a renderer could link is left; versions stay text.
+    outside = re.sub(r'`[^`]*`', '', text)
+    assert not re.search(r'(?i)://|www\.|@|\.[^\W\d_]{2}', outside)
+    assert '| 0.1.0 | 0.1.0 | 1.5.1 |' in text
 
 
 def test_markdown_writes_addresses_as_code_not_links():

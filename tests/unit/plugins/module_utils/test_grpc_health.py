@@ -6,6 +6,8 @@
 
 import socket
 import struct
+import threading
+import time
 
 import pytest
 
@@ -135,6 +137,20 @@ def test_parse_frames_round_trip_and_keeps_the_partial_rest():
 def test_parse_frames_masks_the_reserved_stream_bit():
     raw = b'\x00\x00\x02' + bytes([DATA, 0]) + b'\x80\x00\x00\x05' + b'hi'
     assert g.parse_frames(raw) == ([(DATA, 0, 5, b'hi')], b'')
+
+
+def test_parse_frames_refuses_a_frame_over_the_advertised_maximum_on_its_header_alone():
+    assert g.MAX_FRAME_SIZE == 16384    # SETTINGS_MAX_FRAME_SIZE's initial value: the client's SETTINGS are empty
+    at_limit = g.frame(DATA, 0, 1, b'x' * 16384)
+    assert g.parse_frames(at_limit) == ([(DATA, 0, 1, b'x' * 16384)], b'')
+    assert g.parse_frames(at_limit[:100]) == ([], at_limit[:100])      # waits for the rest of a frame it allows
+    for length in (16385, 0xffffff):                                   # the 24-bit length's largest: 16 MiB
+        header = struct.pack('>I', length)[1:] + bytes([DATA, 0]) + struct.pack('>I', 1)
+        with pytest.raises(GrpcError, match='announced a frame of %d bytes, over the 16384-byte maximum' % length):
+            g.parse_frames(g.frame(PING, 0, 0, b'\x00' * 8) + header)
+    # A client that advertised more allows more.
+    big = g.frame(DATA, 0, 1, b'x' * 16385)
+    assert g.parse_frames(big, max_size=1 << 20) == ([(DATA, 0, 1, b'x' * 16385)], b'')
 
 
 @pytest.mark.parametrize('flags, payload, expected', [
@@ -465,6 +481,118 @@ def test_deadline_covers_the_whole_call(monkeypatch):
         g.health_check('127.0.0.1', 7234, timeout=3, connect=Connect(sock))
     assert len(sock.script) > 40
     assert sock.timeouts == sorted(sock.timeouts, reverse=True) and sock.timeouts[-1] > 0
+
+
+def test_a_frame_announced_over_the_maximum_is_refused_before_its_payload_is_read():
+    huge = b'\xff\xff\xff' + bytes([DATA, 0]) + struct.pack('>I', 1)   # 16 MiB announced
+    sock = FakeSocket([SERVER_SETTINGS + RESPONSE_HEADERS + huge + b'x' * 100] + [b'x' * 65536] * 3)
+    with pytest.raises(GrpcError, match='announced a frame of 16777215 bytes, over the 16384-byte maximum'):
+        g.health_check('127.0.0.1', 7234, connect=Connect(sock))
+    assert len(sock.script) == 3 and sock.closed
+
+
+def call_with(script, **kwargs):
+    sock = FakeSocket(script)
+    return g.call(WHERE[0], WHERE[1], '/m', b'', 5.0, connect=Connect(sock), **kwargs), sock
+
+
+def test_a_temporal_sized_answer_fits_under_the_default_cap():
+    # DescribeTaskQueue with hundreds of pollers is some tens of KiB; 300 KiB in maximum-size frames still passes.
+    body = g.grpc_message(b'p' * (300 << 10))
+    frames = b''.join(g.frame(DATA, 0, 1, body[i:i + 16384]) for i in range(0, len(body), 16384))
+    whole = SERVER_SETTINGS + RESPONSE_HEADERS + frames + TRAILERS
+    assert g.MAX_RESPONSE_BYTES == 1 << 20
+    messages, sock = call_with([whole[i:i + 65536] for i in range(0, len(whole), 65536)])
+    assert messages == [b'p' * (300 << 10)]
+
+
+def test_the_cap_counts_every_byte_the_server_sends_and_callers_may_choose_it():
+    whole = SERVER_SETTINGS + answer(b'\x08\x01' * 1000)
+    assert call_with([whole], max_bytes=len(whole))[0] == [b'\x08\x01' * 1000]
+    with pytest.raises(GrpcError) as info:
+        call_with([whole], max_bytes=len(whole) - 1)
+    assert str(info.value) == ('127.0.0.1:7234 sent more than %d bytes answering /m, more than a health or '
+                               'Temporal answer can be: the call was given up' % (len(whole) - 1))
+    # Frames that hold no response count too: a server that only pings is cut off as well.
+    pings = [g.frame(PING, ACK, 0, b'\x00' * 8) * 100] * 10
+    with pytest.raises(GrpcError, match='sent more than 4096 bytes'):
+        call_with([SERVER_SETTINGS] + pings, max_bytes=4096)
+
+
+class EndlessData(object):
+    """A local server that, after its SETTINGS and the response headers, streams DATA on the call's
+    stream without ever ending it, up to ``stop`` bytes; ``sent`` counts what it got out."""
+
+    def __init__(self, stop):
+        self.stop, self.sent = stop, 0
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def serve(self):
+        conn, peer = self.listener.accept()
+        # Small kernel buffers: what was sent is close to what the client read.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        data = g.frame(DATA, 0, 1, b'\x00' * 16384)
+        try:
+            conn.sendall(SERVER_SETTINGS + RESPONSE_HEADERS)
+            while self.sent < self.stop:
+                conn.sendall(data)
+                self.sent += len(data)
+            while conn.recv(65536):
+                pass        # hold the call open until the client gives up
+        except OSError:
+            pass            # the client closed the connection
+        finally:
+            conn.close()
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_endless_data_from_a_local_server_is_cut_off_at_the_cap():
+    cap = 1 << 20    # MAX_RESPONSE_BYTES
+    server = EndlessData(stop=8 * cap)
+    read = [0]
+
+    class Counted(object):
+        """The client's real socket with a small receive buffer, counting what the client read."""
+
+        def __init__(self, sock):
+            self.sock = sock
+
+        def recv(self, size):
+            chunk = self.sock.recv(size)
+            read[0] += len(chunk)
+            return chunk
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+    def connect(address, timeout):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.settimeout(timeout)
+        sock.connect(address)
+        return Counted(sock)
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(GrpcError) as info:
+            g.health_check('127.0.0.1', server.port, timeout=5.0, connect=connect)
+    finally:
+        server.close()
+    assert str(info.value) == ('127.0.0.1:%d sent more than 1048576 bytes answering /grpc.health.v1.Health/Check, '
+                               'more than a health or Temporal answer can be: the call was given up' % server.port)
+    assert time.monotonic() - started < 4.0                    # given up at the cap, not at the deadline
+    assert cap < read[0] <= cap + 65536
+    assert not server.thread.is_alive()
+    assert server.sent < 2 * cap        # the client stopped reading, so the server could send little more
 
 
 # ---------------------------------------------------------------- the gate's probe policy

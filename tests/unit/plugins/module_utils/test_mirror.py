@@ -196,6 +196,51 @@ def test_a_foreign_manifest_is_refused(text, problem):
     assert problem in str(info.value)
 
 
+def manifest_listing(tag='v0.1.0', name='stigmer-v0.1.0-linux-amd64.tar.gz', key='assets'):
+    """manifest.json's text with one release and one row in ``key`` (json.dumps: the row may be anything)."""
+    row = {'name': name, 'sha256': '0' * 64, 'size': 1, 'platform': 'linux-amd64', 'component': 'stigmer'}
+    entry = {'prerelease': False, 'assets': [], 'checksum_files': []}
+    entry[key] = [row]
+    return json.dumps({'format': 1, 'repo': STIGMER, 'latest': tag, 'releases': {tag: entry}})
+
+
+@pytest.mark.parametrize('key', ['assets', 'checksum_files'])
+@pytest.mark.parametrize('name', ['../outside', '../../etc/passwd', '/etc/passwd', 'sub/../x', 'sub/x', 'a//b',
+                                  '..\\..\\x', 'a\\b', '', '.', '..', None, 7])
+def test_a_manifest_row_naming_a_path_outside_its_release_directory_is_refused(name, key):
+    with pytest.raises(MirrorError) as info:
+        parse_manifest(manifest_listing(name=name, key=key), STIGMER, '/srv/m/manifest.json')
+    assert str(info.value) == (
+        '/srv/m/manifest.json lists %r among the %s of v0.1.0, which is not a plain file name (no /, \\, .. or '
+        'empty name) inside /srv/m/v0.1.0; this module never writes that: remove it from /srv/m/manifest.json, '
+        'or move /srv/m/manifest.json away to have it rebuilt' % (name, key))
+
+
+@pytest.mark.parametrize('tag', ['../v0.1.0', '/v0.1.0', 'v0.1.0/..', 'v0.1.0/', '..', 'v0.1.0\\..', '', ' v0.1.0',
+                                 'latest', '.locks'])
+def test_a_manifest_release_that_is_no_tag_directory_here_is_refused(tag):
+    with pytest.raises(MirrorError) as info:
+        parse_manifest(manifest_listing(tag=tag), STIGMER, '/srv/m/manifest.json')
+    assert str(info.value).startswith('/srv/m/manifest.json lists release %r, which is not a release tag such as '
+                                      'v1.2.3 naming a directory inside /srv/m; this module never writes that: '
+                                      'remove it from /srv/m/manifest.json' % tag)
+
+
+@pytest.mark.parametrize('files', ['x', 5, {'name': 'x'}])
+def test_a_manifest_release_whose_file_list_is_no_list_is_refused(files):
+    document = json.loads(manifest_listing())
+    document['releases']['v0.1.0']['assets'] = files
+    with pytest.raises(MirrorError, match="lists release 'v0.1.0' without its files"):
+        parse_manifest(json.dumps(document), STIGMER, '/srv/m/manifest.json')
+
+
+@pytest.mark.parametrize('tag, name', [('v0.1.0', 'stigmer-v0.1.0-linux-amd64.tar.gz'), ('v1.5.1', 'checksums.txt'),
+                                       ('v0.2.0-rc.1', '..hidden-but-plain'), ('0.0.7', 'a b')])
+def test_a_manifest_of_plain_names_is_read(tag, name):
+    releases = parse_manifest(manifest_listing(tag=tag, name=name), STIGMER, '/srv/m/manifest.json')
+    assert [row['name'] for row in releases[tag]['assets']] == [name]
+
+
 def test_a_mirror_of_another_repository_is_refused_before_any_request(tmp_path):
     dest = tmp_path / 'm'
     dest.mkdir()
@@ -310,6 +355,35 @@ def test_a_newly_published_release_is_added_and_latest_moves(own_origin, dest):
     manifest = load_manifest(dest)
     assert sorted(manifest['releases']) == ['v0.0.7', 'v0.1.0', 'v0.3.0'] and manifest['latest'] == 'v0.3.0'
     assert set(cli_files('v0.1.0', ALL4) + cli_files('v0.0.7', ALL4)) <= set(tree(dest))
+
+
+def test_a_manifest_row_reaching_outside_the_mirror_fails_the_run_before_any_request(origin, tmp_path):
+    """Such a row was kept while the file it named existed, outside dest too, and written back on every run."""
+    dest = str(tmp_path / 'mirror' / 'stigmer')
+    mirror(origin, dest, platforms=['linux-amd64'])
+    outside = tmp_path / 'mirror' / 'secret'
+    outside.write_bytes(b'not the mirror\'s')
+    path = os.path.join(dest, 'manifest.json')
+    document = load_manifest(dest)
+    document['releases']['v0.1.0']['assets'].append(dict(document['releases']['v0.1.0']['assets'][0],
+                                                         name='../../secret'))
+    with open(path, 'w') as handle:
+        json.dump(document, handle)
+    with open(path, 'rb') as handle:
+        planted = handle.read()
+    before = tree(str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError('no request expected')
+    with pytest.raises(MirrorError) as info:
+        mirror(origin, dest, platforms=['linux-amd64'], fetch=no_network)
+    assert str(info.value) == (
+        "%s lists '../../secret' among the assets of v0.1.0, which is not a plain file name (no /, \\, .. or empty "
+        "name) inside %s; this module never writes that: remove it from %s, or move %s away to have it rebuilt"
+        % (path, os.path.join(dest, 'v0.1.0'), path, path))
+    with open(path, 'rb') as handle:
+        assert handle.read() == planted
+    assert tree(str(tmp_path)) == before and outside.read_bytes() == b'not the mirror\'s'
 
 
 def test_a_corrupted_file_is_replaced_with_a_warning(origin, dest):

@@ -217,3 +217,12 @@ def test_documentation_matches_argument_spec():
                                                  'temporal_version', 'services', 'polling', 'health', 'reasons'}
     assert set(returned['summary']['contains']) == {'fleet_version', 'expected_version', 'counts', 'total', 'ok',
                                                     'problems'}
+
+
+def test_supervised_given_as_text_is_read_as_a_boolean_and_anything_else_fails_only_its_host(tmp_path, capsys):
+    good = fleet()[0]
+    hosts = [dict(good, host='text-true', supervised='true'), dict(good, host='list', supervised=['maybe'])]
+    code, result = run(capsys, tmp_path, hosts, expected_version='v0.1.0')
+    assert code == 0 and not result.get('failed'), result.get('msg')
+    assert [(r['host'], r['state']) for r in result['rows']] == [('text-true', 'healthy'), ('list', 'failed')]
+    assert 'supervised' in ' '.join(result['rows'][1]['reasons'])
