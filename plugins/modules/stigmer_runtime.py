@@ -219,6 +219,8 @@ def main():
         module.fail_json(msg=to_native(exc))
     except OSError as exc:
         module.fail_json(msg='%s failed: %s (%s)' % (action, to_native(exc), getattr(exc, 'filename', '') or ''))
+    for warning in result.pop('warnings', None) or []:
+        module.warn(warning)
     module.exit_json(**result)
 
 

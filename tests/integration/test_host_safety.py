@@ -779,7 +779,7 @@ def test_leftovers_of_killed_writes_and_a_hard_linked_lock_are_dealt_with_withou
     assert plant.returncode == 0, plant.stderr
     pids = host_sh(name, 'systemctl show -p MainPID --value %s' % ' '.join(UNITS[:4])).stdout.split()
 
-    site = run_site(server, host.inventory, baseline.cache, {'stigmer_version': OLD}, flags=('--diff',))
+    site = run_site(server, host.inventory, baseline.cache, {'stigmer_version': OLD}, flags=('-v',))
     assert site.returncode == 0, tail(site)
     assert leftovers(name) == '', tail(site)
     assert 'sk-rotated-away' not in site.stdout + site.stderr
