@@ -7,7 +7,8 @@ GNU tar is absent on stock macOS, and tar.extractall trusts the archive;
 here every member is checked before a single byte is written, and only
 regular files are written, by basename, into one directory. The number of
 members and the bytes they expand to are bounded, so a small archive cannot
-fill the disk or exhaust memory.
+fill the disk or exhaust memory. The archive comes as an open file, so the
+caller can unpack exactly the bytes it hashed.
 """
 
 import os
@@ -52,7 +53,9 @@ def safe_members(tar, max_members=MAX_MEMBERS, max_total_bytes=MAX_TOTAL_BYTES):
     total = 0
     for count, member in enumerate(tar, 1):
         if count > max_members:
-            raise UnsafeArchiveError('archive has more than %d members' % max_members)
+            raise UnsafeArchiveError('archive has more than %d members, more than a release archive holds; nothing '
+                                     'was unpacked: check that the artifact is the release\'s own tarball'
+                                     % max_members)
         path = _member_path(member)
         if member.issym():
             raise UnsafeArchiveError('archive member %r is a symbolic link to %r' % (member.name, member.linkname))
@@ -77,14 +80,19 @@ def safe_members(tar, max_members=MAX_MEMBERS, max_total_bytes=MAX_TOTAL_BYTES):
     return regular
 
 
-def _select(members, names, tar_path):
+def _select(members, names, label):
+    """The members to install: those named, or by default the top-level files.
+
+    A release tarball may carry a README or LICENSE beside its binaries: when
+    the archive marks some top-level files executable, only those are taken.
+    """
     by_path = dict((posixpath.normpath(m.name), m) for m in members)
     if names is None:
-        chosen = [m for p, m in by_path.items() if '/' not in p]
-        if not chosen:
+        top = [m for p, m in by_path.items() if '/' not in p]
+        if not top:
             raise UnsafeArchiveError('%s holds no file at its top level; it holds: %s'
-                                     % (tar_path, ', '.join(sorted(by_path)) or 'nothing'))
-        return chosen
+                                     % (label, ', '.join(sorted(by_path)) or 'nothing'))
+        return [m for m in top if m.mode & 0o111] or top
     chosen = []
     for wanted in names:
         wanted_path = posixpath.normpath(wanted)
@@ -94,11 +102,11 @@ def _select(members, names, tar_path):
             nested = [m for p, m in by_path.items() if posixpath.basename(p) == wanted_path]
             if len(nested) > 1:
                 raise UnsafeArchiveError('%s holds several files named %s: %s'
-                                         % (tar_path, wanted, ', '.join(sorted(m.name for m in nested))))
+                                         % (label, wanted, ', '.join(sorted(m.name for m in nested))))
             member = nested[0] if nested else None
         if member is None:
             raise UnsafeArchiveError('%s has no file %s; it holds: %s'
-                                     % (tar_path, wanted, ', '.join(sorted(by_path)) or 'nothing'))
+                                     % (label, wanted, ', '.join(sorted(by_path)) or 'nothing'))
         chosen.append(member)
     return chosen
 
@@ -129,23 +137,25 @@ def _remove(path):
         pass
 
 
-def extract_executables(tar_path, dest_dir, names=None, mode=0o755, max_members=MAX_MEMBERS,
-                        max_total_bytes=MAX_TOTAL_BYTES):
-    """Install executables from a .tar.gz into dest_dir; return their sorted basenames.
+def extract_executables(archive, dest_dir, names=None, mode=0o755, max_members=MAX_MEMBERS,
+                        max_total_bytes=MAX_TOTAL_BYTES, label='the archive'):
+    """Install executables from an open .tar.gz into dest_dir; return their sorted basenames.
 
-    names=None installs every regular file at the archive's top level;
-    otherwise exactly the named files (a bare name may sit in a
-    subdirectory). All members are validated before anything is written,
-    and the files replace their targets only once all were written.
+    archive is a binary file object positioned at the archive's start; it is
+    read through that object only, never reopened by name, and label names it
+    in messages. names=None installs the top-level regular files (those marked
+    executable, when any are); otherwise exactly the named files (a bare name
+    may sit in a subdirectory). All members are validated before anything is
+    written, and the files replace their targets only once all were written.
     More than ``max_members`` members, or regular files of more than
     ``max_total_bytes`` together, make the archive unsafe.
     """
     if names is not None and isinstance(names, str):
         names = [names]
     try:
-        tar = tarfile.open(tar_path, 'r:gz')
+        tar = tarfile.open(fileobj=archive, mode='r:gz')
     except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
-        raise UnsafeArchiveError('%s is not a readable .tar.gz archive: %s' % (tar_path, exc))
+        raise UnsafeArchiveError('%s is not a readable .tar.gz archive: %s' % (label, exc))
 
     staged = []
     try:
@@ -153,14 +163,14 @@ def extract_executables(tar_path, dest_dir, names=None, mode=0o755, max_members=
             try:
                 members = safe_members(tar, max_members, max_total_bytes)
             except (tarfile.TarError, zlib.error, EOFError) as exc:
-                raise UnsafeArchiveError('%s is corrupt: %s' % (tar_path, exc))
-            chosen = _select(members, names, tar_path)
+                raise UnsafeArchiveError('%s is corrupt: %s' % (label, exc))
+            chosen = _select(members, names, label)
             targets = {}
             for member in chosen:
                 base = posixpath.basename(posixpath.normpath(member.name))
                 if base in targets:
                     raise UnsafeArchiveError('%s: %s and %s would both install as %s'
-                                             % (tar_path, targets[base].name, member.name, base))
+                                             % (label, targets[base].name, member.name, base))
                 targets[base] = member
 
             if not os.path.isdir(dest_dir):
@@ -169,7 +179,7 @@ def extract_executables(tar_path, dest_dir, names=None, mode=0o755, max_members=
                 try:
                     tmp_path = _write_temp(tar, targets[base], dest_dir, mode)
                 except (tarfile.TarError, zlib.error, EOFError) as exc:
-                    raise UnsafeArchiveError('%s is corrupt while reading %s: %s' % (tar_path, targets[base].name, exc))
+                    raise UnsafeArchiveError('%s is corrupt while reading %s: %s' % (label, targets[base].name, exc))
                 staged.append((tmp_path, os.path.join(dest_dir, base)))
 
         for tmp_path, target in staged:

@@ -148,14 +148,20 @@ def parse_checksum_file(text, filename):
     return found[0]
 
 
-def sha256_stream(fileobj, chunk_size=_CHUNK):
-    """Hash a binary file object from its current position to its end."""
+def sha256_stream(fileobj, chunk_size=_CHUNK, sink=None):
+    """Hash a binary file object from its current position to its end.
+
+    sink, when given, receives every chunk as it is hashed: a copy made that
+    way holds exactly the bytes the digest is of.
+    """
     digest = hashlib.sha256()
     while True:
         chunk = fileobj.read(chunk_size)
         if not chunk:
             break
         digest.update(chunk)
+        if sink is not None:
+            sink(chunk)
     return digest.hexdigest()
 
 

@@ -23,11 +23,11 @@ import posixpath
 import pwd
 import secrets
 import stat
+import sys
 import tarfile
 import tempfile
 import threading
 import time
-import zlib
 
 from ansible_collections.stigmer.runtime.plugins.module_utils._archive import (
     UnsafeArchiveError,
@@ -38,6 +38,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     ChecksumError,
     normalize_sha256,
     sha256_file,
+    sha256_stream,
 )
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, exchange, remove_entry
 from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
@@ -53,12 +54,29 @@ FILE_MODE = 0o644
 # with atomic_write's temp files), so a later run can recognise (and remove)
 # what a crash left.
 # Checks run with nothing inherited: a root login's PATH or LD_* must not
-# decide whether a freshly staged binary looks healthy.
+# decide whether a freshly staged binary looks healthy (and HOME is unset,
+# so no check reads or writes root's home).
 CHECK_ENV = {'PATH': '/usr/bin:/bin'}
 ENV_COMMAND = '/usr/bin/env'
+# Checks run by root switch to the service account in the interpreter that
+# runs this module, right before it becomes env: setpriv and runuser are not
+# on macOS, and run_command takes no preexec_fn. Failing to switch never runs
+# the check (exit 126, the message starting with SWITCH_TAG).
+SWITCH_TAG = 'switch-account'
+SWITCH_ACCOUNT = r'''
+import os, sys
+uid, gid, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+try:
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    os.execv(argv[0], argv)
+except OSError as exc:
+    sys.stderr.write('switch-account: cannot run as uid %d gid %d: %s\n' % (uid, gid, exc))
+    sys.exit(126)
+'''
 CHECK_TIMEOUT = 30
 OUTPUT_TAIL = 400
-_CHUNK = 1 << 20
 # A manifest or share/ file larger than this was not written by this module.
 RECORD_LIMIT = 1 << 20
 
@@ -513,62 +531,60 @@ def write_manifest(vdir, manifest, uid=None, gid=None):
                  FILE_MODE, uid, gid)
 
 
-def copy_verified(src, dest, expected):
-    """Copy src to dest hashing what is copied; the copy, not the source, is what gets verified."""
-    digest = hashlib.sha256()
+def open_artifact(src):
+    """Open an artifact for reading: a regular file, not through a symbolic link, without waiting on a FIFO.
+
+    Everything taken from an artifact is hashed and read through this one
+    open file, so a file put in its place at the path afterwards is never read.
+    """
     try:
-        source = open(src, 'rb')
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InstallError('%s is a symbolic link; an artifact is read only from a regular file' % src)
         raise InstallError('cannot read %s: %s' % (src, exc.strerror or exc))
-    with source:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as out:
-            while True:
-                chunk = source.read(_CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-    actual = digest.hexdigest()
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InstallError('%s is not a regular file' % src)
+    return os.fdopen(fd, 'rb')
+
+
+def require_sha256(src, expected, actual):
     if actual != expected:
         raise InstallError('sha256 mismatch for %s: expected %s, got %s' % (src, expected, actual))
     return actual
 
 
-def archive_executables(tar_path):
-    """Top-level members with an execute bit, or None when the archive marks none.
-
-    Release tarballs may carry a README or LICENSE beside the binaries; only
-    files the archive marks executable belong in bin/. extract_executables
-    still validates every member before anything is written.
-    """
-    try:
-        with tarfile.open(tar_path, 'r:gz') as tar:
-            names = [posixpath.normpath(m.name) for m in tar.getmembers()
-                     if m.isreg() and m.mode & 0o111]
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise InstallError('%s is not a readable .tar.gz archive: %s' % (tar_path, exc))
-    names = sorted(n for n in names if '/' not in n and n not in ('.', '..'))
-    return names or None
+def copy_verified(src, dest, expected):
+    """Copy src to dest hashing what is copied; the copy, not the source, is what gets verified."""
+    with open_artifact(src) as source:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as out:
+            actual = sha256_stream(source, sink=out.write)
+            out.flush()
+            os.fsync(out.fileno())
+    return require_sha256(src, expected, actual)
 
 
 def place_archive(source, staged_bin, scratch):
-    """Verify an archive, extract its executables into scratch, move them into bin/."""
+    """Verify an archive, extract its executables into scratch, move them into bin/.
+
+    The archive is hashed and unpacked through one open file: the bytes
+    unpacked are the bytes that matched the sha256.
+    """
     src = source['src']
-    try:
-        actual = sha256_file(src)
-    except OSError as exc:
-        raise InstallError('cannot read %s: %s' % (src, exc.strerror or exc))
-    if actual != source['sha256']:
-        raise InstallError('sha256 mismatch for %s: expected %s, got %s' % (src, source['sha256'], actual))
-    wanted = source['members'] if source['members'] is not None else archive_executables(src)
-    os.mkdir(scratch, 0o700)
-    try:
-        names = extract_executables(src, scratch, wanted)
-    except (UnsafeArchiveError, tarfile.TarError, ValueError, KeyError, OSError) as exc:
-        raise InstallError('cannot extract %s: %s' % (src, exc))
+    with open_artifact(src) as archive:
+        try:
+            actual = sha256_stream(archive)
+        except OSError as exc:
+            raise InstallError('cannot read %s: %s' % (src, exc.strerror or exc))
+        require_sha256(src, source['sha256'], actual)
+        archive.seek(0)
+        os.mkdir(scratch, 0o700)
+        try:
+            names = extract_executables(archive, scratch, source['members'], label=src)
+        except (UnsafeArchiveError, tarfile.TarError, ValueError, KeyError, OSError) as exc:
+            raise InstallError('cannot extract %s: %s' % (src, exc))
     names = list(names or [])
     missing = sorted(set(source['members'] or []) - set(names))
     if missing:
@@ -587,11 +603,35 @@ def place_archive(source, staged_bin, scratch):
     return placed
 
 
-def check_runner(run_command, timeout=CHECK_TIMEOUT):
+def check_ids(account, euid):
+    """The (uid, gid) a check switches to, or None to run it as this process.
+
+    Only root can switch, and switching to root itself changes nothing; without
+    a service account (binaries only, a user install) the check runs as the caller.
+    """
+    if account is None or euid != 0 or account[0] == 0:
+        return None
+    return int(account[0]), int(account[1])
+
+
+def check_argv(argv, ids, interpreter):
+    """The command line of one check: env -i with CHECK_ENV only, run as ids when given."""
+    command = [ENV_COMMAND, '-i'] + ['%s=%s' % kv for kv in sorted(CHECK_ENV.items())] + argv
+    if ids is None:
+        return command
+    # -I -S: no PYTHON* variables, user or site directories decide what root's interpreter runs.
+    return [interpreter, '-I', '-S', '-c', SWITCH_ACCOUNT, str(ids[0]), str(ids[1])] + command
+
+
+def check_runner(run_command, timeout=CHECK_TIMEOUT, account=None):
     """runner(argv, cwd) -> (rc, combined output) for stage(), over AnsibleModule.run_command's signature;
     rc is None when the check could not start or was killed after timeout seconds (run_command itself has
     no time limit, so a timer armed as the process starts kills it). The check sees only CHECK_ENV:
-    run_command adds to the module's environment, env -i starts from nothing."""
+    run_command adds to the module's environment, env -i starts from nothing. account, the service
+    account's (uid, gid), is who runs the check when this process is root (see check_ids): a staged
+    binary runs first as the service will run it, never as root."""
+    ids = check_ids(account, os.geteuid())
+
     def runner(argv, cwd):
         expired = []
 
@@ -604,19 +644,22 @@ def check_runner(run_command, timeout=CHECK_TIMEOUT):
             timer.start()
             timers.append(timer)
 
+        if ids is not None and not sys.executable:
+            return None, '%s was not run: no interpreter to switch to uid %d with' % (argv[0], ids[0])
+        command = check_argv(argv, ids, sys.executable)
         timers = []
         try:
-            rc, out, err = run_command([ENV_COMMAND, '-i'] + ['%s=%s' % kv for kv in sorted(CHECK_ENV.items())] + argv,
-                                       cwd=cwd, expand_user_and_vars=False, before_communicate_callback=arm,
+            rc, out, err = run_command(command, cwd=cwd, expand_user_and_vars=False, before_communicate_callback=arm,
                                        handle_exceptions=False, errors='surrogate_then_replace')
         except OSError as exc:
-            return None, '%s could not be executed: %s' % (ENV_COMMAND, exc.strerror or exc)
+            return None, '%s could not be executed: %s' % (command[0], exc.strerror or exc)
         finally:
             for timer in timers:
                 timer.cancel()
         output = (out or '') + (err or '')
-        if rc in (126, 127) and (err or '').split(':', 1)[0] in ('env', ENV_COMMAND):
-            # env could not execute it (missing, not executable, or for another CPU: ENOEXEC).
+        if rc in (126, 127) and (err or '').split(':', 1)[0] in ('env', ENV_COMMAND, SWITCH_TAG):
+            # env could not execute it (missing, not executable, or for another CPU: ENOEXEC),
+            # or the switch to the service account failed.
             return None, '%s could not be executed: %s' % (argv[0], err.strip())
         if expired:
             return None, output + '\n(timed out after %s s)' % timeout
@@ -764,7 +807,8 @@ def ensure_version(root, version, sources, link, files=None, checks=None, platfo
                    now=time.time, runner=None, ids=None):
     """Install version under root if needed, switch link to it, prune; return the result dict.
 
-    runner runs the checks of a staged version (check_runner over AnsibleModule.run_command); ids,
+    runner runs the checks of a staged version (check_runner over AnsibleModule.run_command, which
+    also decides who runs them: the service account when there is one); ids,
     when given, is the (uid, gid) pair to use instead of resolving owner and group (tests running
     without root pass their own ids).
     """

@@ -497,7 +497,7 @@ class Runtime(object):
         self.plan = plan
         self.env_files = environment_files or {}
         self.run = run
-        self.check_runner = check_runner(run_checks or run)
+        self.run_checks = run_checks or run
         self.manager = plan.get('service_manager') or 'none'
         self.account = plan.get('account')
         try:
@@ -716,11 +716,14 @@ class Runtime(object):
         else:
             # Intact: described by its own manifest, so ensure_version reads no artifact.
             sources = [dict(s, src=s['name']) for s in recorded_sources(manifest).values()]
+        # A staged binary is first run (its checks) by the service account, as the service will
+        # run it, never by root; without an account, by whoever runs this module.
         try:
             return ensure_version(tree['root'], tree['version'], sources, tree['link'],
                                   files=tree.get('files'), checks=tree.get('checks'),
                                   platform=self.plan.get('platform'), keep=self.plan['keep'],
-                                  ids=(self.uid, self.gid), runner=self.check_runner)
+                                  ids=(self.uid, self.gid),
+                                  runner=check_runner(self.run_checks, account=self.account_ids()))
         except InstallError as exc:
             raise PlanError('%s: %s' % (tree['name'], exc))
 

@@ -40,6 +40,9 @@ description:
     removed when the task ends.
   - A stigmer_prefix or stigmer_state_dir that is a system directory, a user's home or not absolute is
     refused before anything is touched, on install and on removal.
+  - The checks of a staged version (C(checks) of a tree, such as C(stigmer --help)) run as the service
+    account, with C(PATH) as their only environment variable, never as root; without a service account
+    they run as the user running the module.
 author: stigmer.runtime contributors (@stigmer)
 options:
   action:
@@ -71,7 +74,8 @@ options:
   artifacts:
     description:
       - For O(action=apply), the verified artifacts of the trees RV(needs) named, each with C(name),
-        C(path) on the host and C(sha256). Each is hashed again while it is unpacked.
+        C(path) on the host and C(sha256). Each is opened once, never through a symbolic link, hashed again
+        and unpacked or copied from that same open file.
     type: list
     elements: dict
     default: []

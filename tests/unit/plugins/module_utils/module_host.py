@@ -21,6 +21,6 @@ def run_command(argv, **kwargs):
     return _MODULE[0].run_command(argv, **kwargs)
 
 
-def runner(timeout=30):
+def runner(timeout=30, account=None):
     """The runner of staged checks that stigmer_runtime uses, over a real run_command."""
-    return check_runner(run_command, timeout)
+    return check_runner(run_command, timeout, account)

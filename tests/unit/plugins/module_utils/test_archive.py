@@ -48,6 +48,12 @@ def dest(tmp_path):
     return path
 
 
+def extract(path, dest, **kwargs):
+    """extract_executables over the archive at path, opened once as the installer does."""
+    with open(str(path), 'rb') as archive:
+        return extract_executables(archive, str(dest), label=str(path), **kwargs)
+
+
 def _listing(path):
     return sorted(os.listdir(str(path)))
 
@@ -58,7 +64,7 @@ def test_installs_every_top_level_file(tmp_path, dest):
         _file('stigmer-server', b'server'),
         _file('./stigmer-workflow-runner', b'runner'),
     ])
-    assert extract_executables(tar_path, str(dest)) == ['stigmer', 'stigmer-server', 'stigmer-workflow-runner']
+    assert extract(tar_path, str(dest)) == ['stigmer', 'stigmer-server', 'stigmer-workflow-runner']
     assert _listing(dest) == ['stigmer', 'stigmer-server', 'stigmer-workflow-runner']
     assert (dest / 'stigmer').read_bytes() == b'cli'
     assert (dest / 'stigmer-workflow-runner').read_bytes() == b'runner'
@@ -68,7 +74,7 @@ def test_installs_every_top_level_file(tmp_path, dest):
 
 def test_mode_is_applied_regardless_of_archive_mode(tmp_path, dest):
     tar_path = make_tar(tmp_path / 'a.tar.gz', [_file('stigmer', mode=0o4777)])
-    extract_executables(tar_path, str(dest), mode=0o750)
+    extract(tar_path, str(dest), mode=0o750)
     assert stat.S_IMODE(os.stat(str(dest / 'stigmer')).st_mode) == 0o750
 
 
@@ -78,7 +84,7 @@ def test_nested_members_are_ignored_unless_named(tmp_path, dest):
         _file('docs/README.md', b'readme'),
         _file('stigmer', b'cli'),
     ])
-    assert extract_executables(tar_path, str(dest)) == ['stigmer']
+    assert extract(tar_path, str(dest)) == ['stigmer']
     assert _listing(dest) == ['stigmer']
 
 
@@ -88,17 +94,17 @@ def test_named_members(tmp_path, dest):
         _file('temporal', b'temporal'),
         _file('extra/tool', b'tool'),
     ])
-    assert extract_executables(tar_path, str(dest), names=['temporal']) == ['temporal']
+    assert extract(tar_path, str(dest), names=['temporal']) == ['temporal']
     assert _listing(dest) == ['temporal']
-    assert extract_executables(tar_path, str(dest), names=['extra/tool']) == ['tool']
-    assert extract_executables(tar_path, str(dest), names='tool') == ['tool']
+    assert extract(tar_path, str(dest), names=['extra/tool']) == ['tool']
+    assert extract(tar_path, str(dest), names='tool') == ['tool']
     assert (dest / 'tool').read_bytes() == b'tool'
 
 
 def test_named_member_missing_lists_contents(tmp_path, dest):
     tar_path = make_tar(tmp_path / 't.tar.gz', [_file('LICENSE'), _file('temporal')])
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(tar_path, str(dest), names=['temporal', 'stigmer'])
+        extract(tar_path, str(dest), names=['temporal', 'stigmer'])
     message = str(info.value)
     assert 'stigmer' in message and 'LICENSE, temporal' in message
     assert _listing(dest) == []
@@ -107,21 +113,21 @@ def test_named_member_missing_lists_contents(tmp_path, dest):
 def test_ambiguous_bare_name(tmp_path, dest):
     tar_path = make_tar(tmp_path / 't.tar.gz', [_file('a/tool'), _file('b/tool')])
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(tar_path, str(dest), names=['tool'])
+        extract(tar_path, str(dest), names=['tool'])
     assert 'several' in str(info.value)
 
 
 def test_no_top_level_file(tmp_path, dest):
     tar_path = make_tar(tmp_path / 't.tar.gz', [_special('dir', tarfile.DIRTYPE), _file('dir/stigmer')])
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(tar_path, str(dest))
+        extract(tar_path, str(dest))
     assert 'dir/stigmer' in str(info.value)
 
 
 def test_replaces_existing_file_atomically(tmp_path, dest):
     (dest / 'stigmer').write_bytes(b'old')
     tar_path = make_tar(tmp_path / 't.tar.gz', [_file('stigmer', b'new')])
-    extract_executables(tar_path, str(dest))
+    extract(tar_path, str(dest))
     assert (dest / 'stigmer').read_bytes() == b'new'
     assert _listing(dest) == ['stigmer']  # no temp files left behind
 
@@ -129,7 +135,7 @@ def test_replaces_existing_file_atomically(tmp_path, dest):
 def test_creates_missing_destination(tmp_path):
     tar_path = make_tar(tmp_path / 't.tar.gz', [_file('stigmer')])
     target = tmp_path / 'versions' / 'v1.0.0' / 'bin'
-    assert extract_executables(tar_path, str(target)) == ['stigmer']
+    assert extract(tar_path, str(target)) == ['stigmer']
     assert (target / 'stigmer').exists()
 
 
@@ -153,7 +159,7 @@ def test_unsafe_archive_writes_nothing(tmp_path, dest, case):
     # The safe member comes first: it must not be written before the bad one is seen.
     tar_path = make_tar(tmp_path / 'bad.tar.gz', UNSAFE[case])
     with pytest.raises(UnsafeArchiveError):
-        extract_executables(tar_path, str(dest))
+        extract(tar_path, str(dest))
     assert _listing(dest) == []
     assert not (tmp_path / 'evil').exists()
 
@@ -162,7 +168,7 @@ def test_unsafe_archive_writes_nothing(tmp_path, dest, case):
 def test_unsafe_archive_refused_even_when_bad_member_is_not_selected(tmp_path, dest, case):
     tar_path = make_tar(tmp_path / 'bad.tar.gz', UNSAFE[case])
     with pytest.raises(UnsafeArchiveError):
-        extract_executables(tar_path, str(dest), names=['stigmer'])
+        extract(tar_path, str(dest), names=['stigmer'])
     assert _listing(dest) == []
 
 
@@ -195,7 +201,7 @@ def test_not_a_tarball(tmp_path, dest):
     path = tmp_path / 'stigmer.tar.gz'
     path.write_bytes(b'<html>Not Found</html>')
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(str(path), str(dest))
+        extract(str(path), str(dest))
     assert 'not a readable' in str(info.value)
     assert _listing(dest) == []
 
@@ -206,7 +212,7 @@ def test_truncated_tarball(tmp_path, dest):
     cut = tmp_path / 'cut.tar.gz'
     cut.write_bytes(open(tar_path, 'rb').read()[:5000])
     with pytest.raises(UnsafeArchiveError):
-        extract_executables(str(cut), str(dest))
+        extract(str(cut), str(dest))
     assert _listing(dest) == []
 
 
@@ -217,7 +223,7 @@ def test_never_uses_extractall(tmp_path, dest, monkeypatch):
     monkeypatch.setattr(tarfile.TarFile, 'extractall', forbidden)
     monkeypatch.setattr(tarfile.TarFile, 'extract', forbidden)
     tar_path = make_tar(tmp_path / 't.tar.gz', [_file('stigmer')])
-    assert extract_executables(tar_path, str(dest)) == ['stigmer']
+    assert extract(tar_path, str(dest)) == ['stigmer']
 
 
 def test_write_failure_leaves_no_temp_and_no_partial_install(tmp_path, dest, monkeypatch):
@@ -233,7 +239,7 @@ def test_write_failure_leaves_no_temp_and_no_partial_install(tmp_path, dest, mon
 
     monkeypatch.setattr(archive.shutil, 'copyfileobj', flaky)
     with pytest.raises(OSError):
-        extract_executables(tar_path, str(dest))
+        extract(tar_path, str(dest))
     assert _listing(dest) == []
 
 
@@ -241,10 +247,10 @@ def test_too_many_members_are_refused_before_anything_is_written(tmp_path, dest)
     path = str(tmp_path / 'many.tar.gz')
     make_tar(path, [_file('f%d' % n, b'x') for n in range(6)])
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(path, dest, max_members=5)
+        extract(path, dest, max_members=5)
     assert 'more than 5 members' in str(info.value)
     assert _listing(dest) == []
-    assert extract_executables(path, dest, max_members=6) == ['f%d' % n for n in range(6)]
+    assert extract(path, dest, max_members=6) == ['f%d' % n for n in range(6)]
 
 
 def test_an_archive_expanding_past_the_ceiling_is_refused(tmp_path, dest):
@@ -252,7 +258,7 @@ def test_an_archive_expanding_past_the_ceiling_is_refused(tmp_path, dest):
     # Compresses to almost nothing; its headers declare what it expands to.
     make_tar(path, [_file('stigmer', b'\0' * 300000), _file('stigmer-server', b'\0' * 300000)])
     with pytest.raises(UnsafeArchiveError) as info:
-        extract_executables(path, dest, max_total_bytes=500000)
+        extract(path, dest, max_total_bytes=500000)
     assert 'more than 500000 bytes' in str(info.value)
     assert _listing(dest) == []
     assert archive.MAX_TOTAL_BYTES >= 1024 * 1024 * 1024 and archive.MAX_MEMBERS >= 1000

@@ -156,6 +156,13 @@ def test_sha256_file_and_stream(tmp_path):
     assert sha256_file(str(tmp_path / 'agent-runner')) == normalize_sha256('sha256:' + expected)
 
 
+def test_sha256_stream_hands_what_it_hashes_to_a_sink():
+    data = bytes(range(256)) * 41
+    copied = []
+    assert sha256_stream(io.BytesIO(data), chunk_size=100, sink=copied.append) == hashlib.sha256(data).hexdigest()
+    assert b''.join(copied) == data and len(copied) == 105
+
+
 def test_sha256_of_empty_file(tmp_path):
     path = tmp_path / 'empty'
     path.write_bytes(b'')

@@ -2,6 +2,7 @@
 # Copyright: (c) 2026, stigmer.runtime contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
+import functools
 import hashlib
 import io
 import json
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from ansible_collections.stigmer.runtime.plugins.module_utils import _install as install
+from ansible_collections.stigmer.runtime.plugins.module_utils import _checksum as checksum, _install as install
 from ansible_collections.stigmer.runtime.plugins.module_utils._install import (
     MANIFEST_NAME,
     InstallError,
@@ -237,6 +238,44 @@ def test_check_failures_have_no_exit_status(tmp_path):
 def test_a_check_runs_in_its_directory_with_only_a_plain_path(tmp_path):
     rc, output = module_host.runner()(['/bin/sh', '-c', 'pwd; echo "$PATH"; echo ran >&2; exit 3'], str(tmp_path))
     assert (rc, output.split()) == (3, [str(tmp_path), '/usr/bin:/bin', 'ran'])
+
+
+@pytest.mark.parametrize('account, euid, ids', [
+    ((65534, 65533), 0, (65534, 65533)),
+    (None, 0, None),              # no service account: binaries only, or a user install
+    ((65534, 65533), 1000, None),  # not root: nobody to switch to
+    ((0, 0), 0, None),            # the account is root itself
+])
+def test_who_runs_the_checks(account, euid, ids):
+    assert install.check_ids(account, euid) == ids
+
+
+def test_a_check_for_the_service_account_switches_before_env_clears_the_environment(monkeypatch):
+    calls = []
+
+    def run_command(argv, **kwargs):
+        calls.append(argv)
+        return 126, '', 'switch-account: cannot run as uid 65534 gid 65533: [Errno 1] Operation not permitted\n'
+
+    monkeypatch.setattr(install.os, 'geteuid', lambda: 0)
+    rc, output = install.check_runner(run_command, account=(65534, 65533))(['/opt/v/bin/stigmer', '--help'], '/')
+    assert calls == [[install.sys.executable, '-I', '-S', '-c', install.SWITCH_ACCOUNT, '65534', '65533',
+                      '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', '/opt/v/bin/stigmer', '--help']]
+    # Not a result a check could pass with (version_optional would accept an exit status with no version).
+    assert rc is None and output.startswith('/opt/v/bin/stigmer could not be executed: switch-account: ')
+
+
+def test_the_switch_fails_with_its_tag_and_exit_126(tmp_path):
+    # As root the switch succeeds and the exec fails; otherwise setgroups fails first.
+    argv = [install.sys.executable, '-I', '-S', '-c', install.SWITCH_ACCOUNT, '65534', '65534', str(tmp_path / 'absent')]
+    rc, out, err = module_host.run_command(argv, expand_user_and_vars=False)
+    assert rc == 126 and err.startswith(install.SWITCH_TAG + ': cannot run as uid 65534 gid 65534: ')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='switching to another account needs root')
+def test_a_check_runs_as_the_service_account_without_its_groups():
+    rc, output = module_host.runner(account=(65534, 65533))(['/bin/sh', '-c', 'id -u; id -g; id -G; echo "home=$HOME"'], '/')
+    assert (rc, output.split()) == (0, ['65534', '65533', '65533', 'home='])
 
 
 # --- install, upgrade, rollback, prune ---------------------------------------
@@ -587,6 +626,86 @@ def test_unsafe_archive_refused(tree):
                        sources=[{'src': tar, 'sha256': digest, 'archive': True}])
     assert leftovers(tree) == []
     assert versions(tree) == []
+
+
+def swap_once_opened(monkeypatch, path, replacement):
+    """Put replacement at path as soon as the file open at path starts being hashed; return whether it was."""
+    original = os.stat(path)
+    swapped = []
+    real = checksum.sha256_stream
+
+    def hash_after_swapping(fileobj, *args, **kwargs):
+        st = os.fstat(fileobj.fileno())
+        if not swapped and (st.st_dev, st.st_ino) == (original.st_dev, original.st_ino):
+            os.replace(replacement, path)
+            swapped.append(path)
+        return real(fileobj, *args, **kwargs)
+
+    # _install hashes an artifact directly; sha256_file reaches it through _checksum.
+    monkeypatch.setattr(checksum, 'sha256_stream', hash_after_swapping)
+    monkeypatch.setattr(install, 'sha256_stream', hash_after_swapping)
+    return swapped
+
+
+def installed_bytes(tree, version, name):
+    with open(os.path.join(tree['root'], version, 'bin', name), 'rb') as handle:
+        return handle.read()
+
+
+def test_an_archive_swapped_after_it_was_opened_is_not_what_gets_installed(tree, monkeypatch):
+    rel = Release(tree['tmp'], '1.1.0')
+    evil = script('1.1.0', extra='# not the release\n')
+    other = make_tar(tree['tmp'] / 'other.tar.gz', [('stigmer', evil, 0o755)])
+    swapped = swap_once_opened(monkeypatch, rel.tar, other)
+    assert run(tree, rel)['installed']
+    assert swapped == [rel.tar]
+    assert installed_bytes(tree, rel.tag, 'stigmer') == rel.cli_bytes
+
+
+def test_a_raw_file_swapped_after_it_was_opened_is_not_what_gets_installed(tree, monkeypatch):
+    rel = Release(tree['tmp'], '1.1.0')
+    other = tree['tmp'] / 'other'
+    other.write_bytes(b'#!/bin/sh\necho not the release\n')
+    swapped = swap_once_opened(monkeypatch, rel.raw, str(other))
+    assert run(tree, rel)['installed']
+    assert swapped == [rel.raw]
+    assert installed_bytes(tree, rel.tag, 'agent-runner') == rel.runner_bytes
+
+
+@pytest.mark.parametrize('which', [0, 1])
+def test_an_artifact_given_as_a_symbolic_link_is_refused(tree, which):
+    rel = Release(tree['tmp'], '1.1.0')
+    sources = rel.sources()
+    link = str(tree['tmp'] / 'link')
+    os.symlink(sources[which]['src'], link)
+    sources[which]['src'] = link
+    with pytest.raises(InstallError, match='%s is a symbolic link' % re.escape(link)):
+        run(tree, rel, sources=sources)
+    assert not os.path.lexists(tree['link']) and leftovers(tree) == []
+
+
+def test_an_archive_past_the_member_cap_is_refused_one_header_past_the_cap(tree, monkeypatch):
+    cache = tree['tmp'] / 'cache'
+    cache.mkdir()
+    tar = make_tar(cache / 'many.tar.gz', [('f%d' % n, b'x', 0o755) for n in range(50)])
+    digest = sha(open(tar, 'rb').read())
+    monkeypatch.setattr(install, 'extract_executables', functools.partial(install.extract_executables, max_members=5))
+    headers = []
+    real = tarfile.TarInfo.fromtarfile.__func__
+
+    def counted(cls, tarfile_):
+        member = real(cls, tarfile_)
+        headers.append(member.name)
+        return member
+
+    monkeypatch.setattr(tarfile.TarInfo, 'fromtarfile', classmethod(counted))
+    with pytest.raises(InstallError) as info:
+        ensure_version(root=tree['root'], version='v6.6.6', link=tree['link'], ids=IDS,
+                       sources=[{'src': tar, 'sha256': digest, 'archive': True}])
+    assert headers == ['f%d' % n for n in range(6)]
+    assert str(info.value).startswith('cannot extract %s: archive has more than 5 members' % tar)
+    assert "check that the artifact is the release's own tarball" in str(info.value)
+    assert leftovers(tree) == [] and versions(tree) == []
 
 
 def test_clashing_names_refused(tree):

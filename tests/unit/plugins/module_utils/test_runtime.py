@@ -11,10 +11,13 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import plistlib
 import pwd
+import shutil
 import stat
 import tarfile
+import tempfile
 import time
 import types
 
@@ -518,11 +521,11 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def artifacts(tmp_path, tag):
+def artifacts(tmp_path, tag, cli=None):
     """A CLI tarball and a raw agent-runner for tag, as the role would hand them over."""
     cache = tmp_path / 'cache' / tag
     cache.mkdir(parents=True)
-    cli = script('echo "Usage: stigmer %s"' % tag)
+    cli = script('echo "Usage: stigmer %s"' % tag) if cli is None else cli
     tar = cache / (TAR % tag)
     with tarfile.open(str(tar), 'w:gz') as archive:
         for name, data, perm in (('stigmer', cli, 0o755), ('README.md', b'read me\n', 0o644)):
@@ -865,6 +868,28 @@ def test_the_record_names_the_installed_tag_of_each_tree(tmp_path):
                            'versions'}
     # A rollback records what it switched back to, the other trees keep the plan's tag.
     assert runtime(plan).record_data({'stigmer': 'v0.0.6'})['versions'] == {'stigmer': 'v0.0.6', 'temporal': 'v1.5.1'}
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every account can reach (pytest's base directory is its owner's alone)."""
+    path = tempfile.mkdtemp(prefix='stigmer-unit-', dir='/tmp')
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(not ROOT, reason='switching to the service account needs root')
+def test_the_checks_of_a_staged_version_run_as_the_service_account(tmp_path, open_dir):
+    nobody = pwd.getpwnam('nobody')
+    who = '%d:%d:%d' % (nobody.pw_uid, nobody.pw_gid, nobody.pw_gid)
+    cli = script('[ "$(id -u):$(id -g):$(id -G)" = %s ] || { echo "ran as $(id)"; exit 9; }\necho Usage' % who)
+    given = artifacts(tmp_path, 'v0.0.7', cli=cli)
+    account = {'user': 'nobody', 'group': grp.getgrgid(nobody.pw_gid).gr_name, 'home': str(open_dir / 'state')}
+    plan = make_plan(open_dir, account=account)
+    result = runtime(plan).apply(given)
+    assert result['versions'] == {'stigmer': 'v0.0.7'}
+    assert os.readlink(str(open_dir / 'prefix' / 'current')) == 'versions/v0.0.7'
 
 
 # ---------------------------------------------------------------------------------- services: compare is apply
