@@ -70,14 +70,18 @@ def other_homes(account=None):
     return homes
 
 
-def unsafe_ancestor(path):
-    """The first existing ancestor of path that someone other than root could change, or None."""
+def unsafe_ancestor(path, root='/'):
+    """The first existing ancestor of path that someone other than root could change, or None.
+
+    root is the directory that stands for / (tests map a host's tree into one); the ancestor is
+    named as the host sees it. Links among the ancestors are followed (macOS's /etc -> private/etc).
+    """
     parts = os.path.normpath(path).split('/')[1:-1]
     current = '/'
     for part in [''] + parts:
         current = os.path.join(current, part) if part else current
         try:
-            st = os.stat(current)
+            st = os.stat(os.path.join(root, current.lstrip('/')))
         except FileNotFoundError:
             return None
         if st.st_uid != 0 or st.st_mode & 0o022:

@@ -33,6 +33,7 @@ import grp
 import json
 import os
 import pwd
+import shlex
 import stat
 import time
 
@@ -77,6 +78,7 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import (
     PLIST_MODE,
     Launchd,
     LaunchdError,
+    bootout_argv,
     build_plist,
     ensure_daemon,
     kickstart_argv,
@@ -117,6 +119,60 @@ def check_locations(locations, account=None, homes=None):
         raise PlanError('Refused before touching anything: %s. Give each its own directory, such as '
                         '/opt/stigmer for stigmer_prefix and /var/lib/stigmer for stigmer_state_dir.'
                         % '; '.join(problems))
+
+
+def unsafe_directory(directories, root='/'):
+    """(directory, ancestor) for the first planned directory below an ancestor that someone other than
+    root can change, or None. root stands for / (see unsafe_ancestor).
+
+    Checked: each directory the install owns whose parent it does not own (an own parent vouches for
+    what lies below). Not a shared directory (the bin link's, such as /usr/local/bin, which Homebrew
+    gives to the admin on an Intel Mac, /usr/local included on older installs): root keeps only one link
+    there, never reads or runs anything through it, and replaces or removes that link only while it is
+    this install's, without following links; whoever can write there can already change every command
+    in it.
+    """
+    own = set(d['path'] for d in directories if d.get('own'))
+    for entry in directories:
+        if not entry.get('own') or os.path.dirname(entry['path']) in own:
+            continue
+        unsafe = unsafe_ancestor(entry['path'], root)
+        if unsafe:
+            return entry['path'], unsafe
+    return None
+
+
+def state_left_behind(record, home):
+    """The state directory the install record names, when it is not home and is still a directory there;
+    else None. A run would start an empty database and workspace in home and leave the real ones behind
+    (a changed stigmer_state_dir, or macOS's default before this collection version: /usr/local/var/stigmer).
+    """
+    old = record.get('state_dir') if isinstance(record, dict) else None
+    if not isinstance(old, str) or not old.startswith('/') or not home \
+            or os.path.normpath(old) == os.path.normpath(home):
+        return None
+    st = lstat_or_none(old)
+    return old if st is not None and stat.S_ISDIR(st.st_mode) else None
+
+
+def stop_commands(manager, units):
+    """The shell commands that stop units by hand, for a message."""
+    if manager == 'launchd':
+        return ['sudo ' + ' '.join(bootout_argv(unit)) for unit in units]
+    if manager == 'systemd' and units:
+        return ['sudo systemctl stop ' + ' '.join(units)]
+    return []
+
+
+def state_moved_message(old, home, record_path, stops):
+    """The refusal for state_left_behind(), with both ways on: keep the old directory, or move it."""
+    stop = ' (%s)' % '; '.join('`%s`' % c for c in stops) if stops else ''
+    return ('The state of this install (its database and workspace) is in %s, as %s records, but the state '
+            'directory is now %s, where this run would start an empty one. Nothing was changed. To keep it '
+            'where it is (only where no one but root can change its parent directories), set stigmer_state_dir: '
+            '%s. To move it, stop the services%s, run `sudo mv %s %s` while %s does not exist yet, and run '
+            'again. To start afresh instead, remove or rename %s.'
+            % (old, record_path, home, old, stop, shlex.quote(old), shlex.quote(home), home, old))
 
 
 def start_slack(manager):
@@ -540,18 +596,24 @@ class Runtime(object):
                 raise PlanError('%s is already there and is not this collection\'s (%s): another install of stigmer '
                                 'owns it. Remove it, or set stigmer_bin_dir to another directory; nothing was changed.'
                                 % (entry['path'], foreign))
+        left = state_left_behind(self.record(), (self.account or {}).get('home'))
+        if left:
+            raise PlanError(state_moved_message(left, self.account['home'], self.plan['record'],
+                                                stop_commands(self.manager, [c['unit'] for c in self.components()])))
+        kept = self.retired()[1]
+        if kept:
+            raise PlanError('%s, where an earlier version of this collection kept the configuration (secrets '
+                            'included), lies in a directory below %s, which someone other than root can change: '
+                            'root does not delete it. Nothing was changed. Remove it by hand (`sudo rm -r %s`) and '
+                            'run again.' % (kept[0][0], kept[0][1], shlex.quote(kept[0][0])))
         if not self.plan.get('system'):
             return warnings
         check_locations(self.locations(), (self.account or {}).get('user'))
-        own = set(d['path'] for d in self.plan['directories'] if d.get('own'))
-        for entry in self.plan['directories']:
-            if os.path.dirname(entry['path']) in own:
-                continue
-            unsafe = unsafe_ancestor(entry['path'])
-            if unsafe:
-                raise PlanError('%s lies below %s, which someone other than root can change: root would install '
-                                'into a directory others control. Choose a location whose parents are root-owned '
-                                'and not group- or world-writable.' % (entry['path'], unsafe))
+        unsafe = unsafe_directory(self.plan['directories'])
+        if unsafe:
+            raise PlanError('%s lies below %s, which someone other than root can change: root would install '
+                            'into a directory others control. Choose a location whose parents are root-owned '
+                            'and not group- or world-writable.' % unsafe)
         return warnings
 
     # -- one path for compare and apply -------------------------------------
@@ -580,6 +642,7 @@ class Runtime(object):
             self.files(changes)
             self.units(changes)
             acted = self.services(changes)
+            self.retire(changes)
             self.install_record(changes, self.record_data())
         return {'needs': needs, 'versions': versions, 'results': results, 'acted': acted,
                 'account_ids': account_ids, 'warnings': warnings}
@@ -625,6 +688,33 @@ class Runtime(object):
                 changes.add('remove %s' % path, path)
                 if not changes.check_mode:
                     remove_entry(path)
+
+    def retired(self):
+        """([path], [(path, unsafe ancestor)]): the plan's retired configuration directories (where an
+        earlier collection version kept them by default) that are still there and that the install record
+        lists as this install's, split into those root may delete and those whose parent lies below a
+        directory others can change (a link swapped in for the parent would send the removal elsewhere;
+        the entry itself is removed without following links)."""
+        record = self.record()
+        listed = record.get('remove') if isinstance(record, dict) and isinstance(record.get('remove'), list) else []
+        removable, kept = [], []
+        for path in self.plan.get('retired') or []:
+            if path not in listed or lstat_or_none(path) is None:
+                continue
+            unsafe = unsafe_ancestor(os.path.dirname(path))
+            if unsafe:
+                kept.append((path, unsafe))
+            else:
+                removable.append(path)
+        return removable, kept
+
+    def retire(self, changes):
+        """Remove the retired configuration directories, after the services have been moved to the new ones."""
+        for path in self.retired()[0]:
+            changes.add('remove %s (the configuration directory of an earlier version of this collection)' % path,
+                        path)
+            if not changes.check_mode:
+                remove_entry(path)
 
     def units(self, changes):
         """The systemd unit files or the launchd plists of the enabled components."""

@@ -39,10 +39,14 @@ description:
     name copies controller-side artifacts into Ansible's private remote temporary directory, which is
     removed when the task ends.
   - A stigmer_prefix or stigmer_state_dir that is a system directory, a user's home or not absolute is
-    refused before anything is touched, on install and on removal.
+    refused before anything is touched, on install and on removal; so is a directory the install owns below
+    one that someone other than root can change (not the shared directory of the C(stigmer) link).
   - The checks of a staged version (C(checks) of a tree, such as C(stigmer --help)) run as the service
     account, with C(PATH) as their only environment variable, never as root; without a service account
     they run as the user running the module.
+  - V(compare) and V(apply) stop before any change while the state directory the install record names
+    still exists and is not the plan's (its database and workspace would be left behind); the message
+    names both and how to keep or move it.
 author: stigmer.runtime contributors (@stigmer)
 options:
   action:
@@ -61,7 +65,8 @@ options:
         C(group), C(keep), C(lock_timeout), C(prefix), C(record) (the install record's path), C(account)
         (C(user), C(group), C(home)) or V(null), C(trees) (per version tree C(name), C(root), C(link),
         C(version), C(sources), C(files), C(checks)), C(directories) (root-owned, C(path) and C(own)),
-        C(leaves), C(links) (C(path), C(target)), C(remove), C(uninstall), C(components) (C(name), C(unit),
+        C(leaves), C(links) (C(path), C(target)), C(remove), C(retired) (configuration directories of
+        earlier versions, removed where the install record lists them), C(uninstall), C(components) (C(name), C(unit),
         C(path), C(enabled), C(watch), and C(content) for systemd or C(launchd) options) and C(target).
     type: dict
     required: true

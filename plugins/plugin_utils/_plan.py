@@ -480,6 +480,9 @@ def build(s, derived, platform, os_data, user=None, release_results=None):
                 if services else [])
     obsolete += [] if temporal_on else [dot + '/bin/temporal']
     obsolete += [os_data['host_artifact_dir']] if derived['controller_mode'] and derived['system'] else []
+    # Where earlier collection versions kept the configuration by default (secrets included): the host
+    # removes such a directory once the install record shows it was this install's.
+    retired = [p for p in os_data.get('retired_config_dirs') or [] if p != layout.config_dir] if services else []
     uninstall = [layout.bin_link_dir + '/stigmer', dot + '/data/bin', dot + '/bin']
     uninstall += [layout.config_dir, os_data['host_artifact_dir']] if derived['system'] else [layout.artifact_dir]
     host = {
@@ -498,6 +501,7 @@ def build(s, derived, platform, os_data, user=None, release_results=None):
         'leaves': layout.leaves if services else [],
         'links': links,
         'remove': obsolete,
+        'retired': retired,
         'uninstall': uninstall,
         'components': [{
             'name': c.name, 'enabled': c.enabled, 'unit': c.unit, 'path': c.unit_path, 'watch': c.watch,

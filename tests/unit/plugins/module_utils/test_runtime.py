@@ -24,6 +24,7 @@ import types
 import pytest
 
 from ansible_collections.stigmer.runtime.tests.unit.plugins.module_utils import module_host
+from ansible_collections.stigmer.runtime.tests.unit.plugins.plugin_utils.conftest import build_plan
 from ansible_collections.stigmer.runtime.plugins.module_utils import _host, _runtime, _launchd as launchd
 from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
     other_homes,
@@ -48,6 +49,9 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._runtime import (
     remove_recorded,
     source_problem,
     stale_reason,
+    state_left_behind,
+    stop_commands,
+    unsafe_directory,
 )
 
 UID, GID = os.getuid(), os.getgid()
@@ -445,6 +449,86 @@ def test_unsafe_ancestor_on_this_host(tmp_path):
     if not ROOT or any(os.stat(a).st_uid != 0 or os.stat(a).st_mode & 0o022 for a in ancestors):
         pytest.skip('the temporary directory lies below a directory others can change')
     assert found == '%s (owner uid 0, mode 777)' % shared
+
+
+def test_a_shared_directory_is_not_checked_for_its_ancestors_an_own_one_is(monkeypatch):
+    """The bin link's directory (shared) may lie below a directory others can change; what the install
+    owns may not."""
+    monkeypatch.setattr(_host, 'os', fake_os({
+        '/': (0, 0o755), '/opt': (0, 0o755), '/usr': (0, 0o755), '/usr/local': (501, 0o775),
+        '/usr/local/bin': (501, 0o775)}))
+    planned = [{'path': '/opt/stigmer', 'own': True}, {'path': '/opt/stigmer/versions', 'own': True},
+               {'path': '/usr/local/bin', 'own': False}]
+    assert unsafe_directory(planned) is None
+    assert unsafe_directory(planned + [{'path': '/usr/local/etc/stigmer', 'own': True}]) == (
+        '/usr/local/etc/stigmer', '/usr/local (owner uid 501, mode 775)')
+    # Below a directory the install owns, the owner vouches for it.
+    monkeypatch.setattr(_host, 'os', fake_os({'/': (0, 0o755), '/opt': (0, 0o755), '/opt/stigmer': (501, 0o777)}))
+    assert unsafe_directory(planned[:2]) is None
+
+
+# ---------------------------------------------------------------------------------- macOS layouts
+
+ADMIN = (501, 80)   # the Mac's first user, group admin: who Homebrew gives its directories to
+MAC_DIRS = {'': 0o755, 'private': 0o755, 'private/etc': 0o755, 'private/var': 0o755, 'private/tmp': 0o1777,
+            'usr': 0o755, 'opt': 0o755, 'Library': 0o755, 'Library/LaunchDaemons': 0o755}
+# What Homebrew leaves: on Apple silicon its own /opt/homebrew (no /usr/local at all on a fresh Mac); on
+# Intel /usr/local/{bin,etc,var} group-writable for the admin, and /usr/local too on older installs.
+HOMEBREW = {
+    'apple-silicon': {'opt/homebrew': 0o775, 'opt/homebrew/bin': 0o775, 'opt/homebrew/etc': 0o775},
+    'intel': {'usr/local': None, 'usr/local/bin': 0o775, 'usr/local/etc': 0o775, 'usr/local/var': 0o775},
+    'intel-legacy': {'usr/local': 0o775, 'usr/local/bin': 0o775, 'usr/local/etc': 0o775, 'usr/local/var': 0o775},
+}
+
+
+def mac_tree(base, homebrew):
+    """A Mac's / below base as the role meets it (run as root: the admin's directories are chowned).
+    /etc, /var and /tmp are links into /private, as on every Mac; a mode None is a root-owned 0755."""
+    for rel, perm in sorted(list(MAC_DIRS.items()) + list(HOMEBREW[homebrew].items())):
+        path = os.path.join(str(base), rel)
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, *(ADMIN if perm is not None and rel not in MAC_DIRS else (0, 0)))
+        os.chmod(path, 0o755 if perm is None else perm)
+    for name in ('etc', 'var', 'tmp'):
+        os.symlink('private/' + name, os.path.join(str(base), name))
+    return str(base)
+
+
+MACS = [('darwin-arm64', 'apple-silicon'), ('darwin-amd64', 'intel'), ('darwin-amd64', 'intel-legacy')]
+
+
+@pytest.mark.skipif(not ROOT, reason='giving directories to the admin takes root')
+@pytest.mark.parametrize('platform, homebrew', MACS)
+def test_the_macos_defaults_are_root_only_on_every_mac(tmp_path, platform, homebrew):
+    """The darwin defaults pass the checks a run makes before any change, with Homebrew on either Mac."""
+    root = mac_tree(tmp_path / 'mac', homebrew)
+    host = build_plan(platform).host()
+    assert unsafe_directory(host['directories'], root) is None
+    check_locations([('stigmer_prefix', host['prefix']), ('stigmer_state_dir', host['account']['home'])],
+                    'stigmer', homes=set())
+    for comp in host['components']:
+        assert unsafe_ancestor(comp['path'], root) is None      # /Library/LaunchDaemons
+    if homebrew == 'intel-legacy':
+        # Only because the bin link's directory is shared and not checked: /usr/local is the admin's.
+        assert unsafe_ancestor('/usr/local/bin/stigmer', root) == '/usr/local (owner uid 501, mode 775)'
+
+
+@pytest.mark.skipif(not ROOT, reason='giving directories to the admin takes root')
+@pytest.mark.parametrize('homebrew, refused', [
+    ('apple-silicon', None),
+    ('intel', '/usr/local/etc (owner uid 501, mode 775)'),
+    ('intel-legacy', '/usr/local (owner uid 501, mode 775)')])
+def test_the_earlier_macos_defaults_were_refused_under_homebrew_on_intel(tmp_path, homebrew, refused):
+    """Why the defaults moved: configuration and state in /usr/local/etc and /usr/local/var stopped every run
+    on an Intel Mac with Homebrew, and passed where nothing had taken /usr/local (hosts installed so). Their
+    configuration directory can go (Runtime.retired) unless /usr/local itself is the admin's."""
+    root = mac_tree(tmp_path / 'mac', homebrew)
+    earlier = [{'path': '/usr/local/etc/stigmer', 'own': True}, {'path': '/usr/local/var/stigmer', 'own': True}]
+    found = unsafe_directory(earlier, root)
+    assert (found and found[1]) == refused
+    retired = build_plan('darwin-amd64').host()['retired']
+    assert retired == ['/usr/local/etc/stigmer']
+    assert unsafe_ancestor(os.path.dirname(retired[0]), root) == (refused if homebrew == 'intel-legacy' else None)
 
 
 # ---------------------------------------------------------------------------------- lock, processes
@@ -1405,3 +1489,126 @@ def test_launchd_warns_on_every_compare_that_the_port_is_open(tmp_path):
     plan['network_guard'] = {'port': 7234}
     warnings = runtime(plan, FakeLaunchctl()).compare()['warnings']
     assert len(warnings) == 1 and 'port 7234' in warnings[0] and 'stigmer_server_accept_unfiltered_network' in warnings[0]
+
+
+# ---------------------------------------------------------------------------------- moved defaults: the upgrade
+
+def test_state_left_behind(tmp_path):
+    old, new = tmp_path / 'old', str(tmp_path / 'new')
+    assert state_left_behind({'state_dir': str(old)}, new) is None          # gone: moved, or removed
+    old.mkdir()
+    assert state_left_behind({'state_dir': str(old)}, new) == str(old)
+    assert state_left_behind({'state_dir': str(old) + '/'}, str(old)) is None    # the same, spelled otherwise
+    for record in (None, [], {}, {'state_dir': None}, {'state_dir': 'old'}):    # no record, user scope, junk
+        assert state_left_behind(record, new) is None
+    assert state_left_behind({'state_dir': str(old)}, None) is None           # no services: no state directory
+    (tmp_path / 'link').symlink_to(old)
+    assert state_left_behind({'state_dir': str(tmp_path / 'link')}, new) is None  # a link is not the state
+
+
+def test_stop_commands():
+    assert stop_commands('launchd', ['ai.stigmer.temporal', 'ai.stigmer.server']) == [
+        'sudo /bin/launchctl bootout system/ai.stigmer.temporal',
+        'sudo /bin/launchctl bootout system/ai.stigmer.server']
+    assert stop_commands('systemd', ['stigmer-temporal.service', 'stigmer-server.service']) == [
+        'sudo systemctl stop stigmer-temporal.service stigmer-server.service']
+    assert stop_commands('systemd', []) == [] and stop_commands('none', ['x']) == []
+
+
+def moved_state(plan, old, new):
+    """The plan with its state directory at new instead of old, as a changed default gives it."""
+    return json.loads(json.dumps(plan).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
+
+
+def test_state_left_in_its_earlier_location_stops_the_run_with_both_ways_out(tmp_path, launchd_host):
+    """macOS's state directory moved from /usr/local/var/stigmer: an installed host keeps its database and
+    workspace. The run changes nothing and says how to keep them where they are or move them; moved,
+    the next run converges on the new location."""
+    plan, host = launchd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    old, new = str(tmp_path / 'state'), str(tmp_path / 'new state')
+    (tmp_path / 'state' / 'logs' / 'stigmer.db').write_text('the only copy\n')
+    with open(plan['record']) as handle:
+        record = handle.read()
+    done = len(host.changes())
+    moved = moved_state(plan, old, new)
+    for call in (lambda: runtime(moved, host).compare(), lambda: runtime(moved, host).apply(given)):
+        with pytest.raises(PlanError) as info:
+            call()
+        msg = str(info.value)
+        assert ('The state of this install (its database and workspace) is in %s, as %s records, but the state '
+                'directory is now %s, where this run would start an empty one. Nothing was changed.'
+                % (old, plan['record'], new)) in msg
+        assert 'set stigmer_state_dir: %s.' % old in msg
+        assert 'stop the services (%s)' % '; '.join(
+            '`sudo /bin/launchctl bootout system/%s`' % c['unit'] for c in plan['components']) in msg
+        assert "`sudo mv %s '%s'`" % (old, new) in msg
+    assert host.changes()[done:] == [] and not os.path.lexists(new)
+    with open(plan['record']) as handle:
+        assert handle.read() == record
+    # Kept where it is: the plan as before.
+    assert runtime(plan, host).compare()['changes'] == []
+    # Moved as the message says: stopped, moved, run again.
+    for comp in plan['components']:
+        host([LC, 'bootout', 'system/' + comp['unit']])
+    os.rename(old, new)
+    runtime(moved, host).apply(given)
+    with open(plan['record']) as handle:
+        assert json.load(handle)['state_dir'] == new
+    assert (tmp_path / 'new state' / 'logs' / 'stigmer.db').read_text() == 'the only copy\n'
+    assert runtime(moved, host).compare()['changes'] == []
+
+
+RETIRED = 'remove %s (the configuration directory of an earlier version of this collection)'
+
+
+def earlier_config(base):
+    """An earlier version's configuration directory, with a secret in it."""
+    old = base / 'etc' / 'stigmer'
+    old.mkdir(parents=True)
+    (old / 'agent-runner.env').write_text("ANTHROPIC_API_KEY='an-old-SECRET'\n")
+    return old
+
+
+def test_the_configuration_directory_of_an_earlier_version_goes_once_the_record_shows_it_was_ours(tmp_path,
+                                                                                                  monkeypatch):
+    plan, given = installed(tmp_path)
+    old = earlier_config(tmp_path / 'usr-local')
+    plan['retired'] = [str(old)]
+    # Not in the install record: not this install's (Homebrew's stigmer, say), so it stays.
+    assert runtime(plan).compare()['changes'] == []
+    runtime(plan).apply(given)
+    assert (old / 'agent-runner.env').exists()
+    with open(plan['record']) as handle:
+        write_record(plan, remove=json.load(handle)['remove'] + [str(old)])
+    # tmp_path lies below /tmp (1777): stand for a Mac where /usr/local is root's.
+    monkeypatch.setattr(_runtime, 'unsafe_ancestor', lambda path, root='/': None)
+    expected = [RETIRED % old, 'write the install record %s' % plan['record']]
+    assert runtime(plan).compare()['changes'] == expected and (old / 'agent-runner.env').exists()
+    assert runtime(plan).apply(given)['changes'] == expected
+    assert not os.path.lexists(str(old)) and os.path.isdir(str(old.parent))
+    with open(plan['record']) as handle:
+        assert str(old) not in json.load(handle)['remove']
+    assert runtime(plan).compare()['changes'] == []
+
+
+def test_a_retired_configuration_directory_others_could_redirect_stops_the_run(tmp_path):
+    """Its parent below a directory others can change (/usr/local the admin's): a link swapped in would send
+    root's removal elsewhere, so the run stops and names the directory to remove by hand."""
+    plan, given = installed(tmp_path)
+    shared = tmp_path / 'usr-local'
+    shared.mkdir()
+    shared.chmod(0o777)
+    old = earlier_config(shared)
+    plan['retired'] = [str(old)]
+    with open(plan['record']) as handle:
+        write_record(plan, remove=json.load(handle)['remove'] + [str(old)])
+    for call in (lambda: runtime(plan).compare(), lambda: runtime(plan).apply(given)):
+        with pytest.raises(PlanError) as info:
+            call()
+        msg = str(info.value)
+        assert msg.startswith('%s, where an earlier version of this collection kept the configuration (secrets '
+                              'included), lies in a directory below ' % old)
+        assert 'which someone other than root can change' in msg and '`sudo rm -r %s`' % old in msg
+    assert (old / 'agent-runner.env').read_text() == "ANTHROPIC_API_KEY='an-old-SECRET'\n"

@@ -41,6 +41,8 @@ PLATFORMS = {
                     'rosetta': False, 'service_manager': 'systemd'},
     'darwin-arm64': {'os': 'darwin', 'arch': 'arm64', 'platform': 'darwin-arm64', 'machine': 'arm64',
                      'rosetta': False, 'service_manager': 'launchd'},
+    'darwin-amd64': {'os': 'darwin', 'arch': 'amd64', 'platform': 'darwin-amd64', 'machine': 'x86_64',
+                     'rosetta': False, 'service_manager': 'launchd'},
 }
 
 STIGMER_TAG = 'v0.1.0'

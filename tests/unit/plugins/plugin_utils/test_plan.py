@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from ansible_collections.stigmer.runtime.plugins.module_utils._launchd import build_plist, parse_plist, serialize_plist
 from ansible_collections.stigmer.runtime.plugins.plugin_utils import _plan
 from ansible_collections.stigmer.runtime.plugins.plugin_utils._plan import (
     COMPONENTS, LAUNCHD_WRAPPER, WAIT_FOR_PORT, Release, systemd_word, systemd_words)
@@ -269,6 +270,7 @@ def test_default_directories_links_and_leaves(linux_plan):
     assert host['leaves'] == LEAVES
     # Collection 0.1.0's shared environment file goes; controller mode keeps no per-host artifact copies.
     assert host['remove'] == ['/etc/stigmer/stigmer.env', '/var/cache/stigmer/artifacts']
+    assert host['retired'] == []
     assert host['uninstall'] == ['/usr/local/bin/stigmer', DOT + '/data/bin', DOT + '/bin', '/etc/stigmer',
                                  '/var/cache/stigmer/artifacts']
 
@@ -785,21 +787,41 @@ def test_component_repr_hides_the_environment():
 # launchd (darwin-arm64)
 # ---------------------------------------------------------------------------
 
-DARWIN_HOME = '/usr/local/var/stigmer'
+# Root-only on every Mac, Intel with Homebrew in /usr/local as Apple silicon with /opt/homebrew
+# (tests/unit/plugins/module_utils/test_runtime.py checks them against both trees).
+DARWIN_HOME = '/private/var/stigmer'
 DARWIN_DOT = DARWIN_HOME + '/.stigmer'
+DARWIN_CONFIG = '/etc/stigmer'
+MACS = ['darwin-arm64', 'darwin-amd64']
 
 
-def test_launchd_plan():
-    plan = build_plan('darwin-arm64')
+@pytest.mark.parametrize('platform', MACS)
+def test_launchd_plan(platform):
+    plan = build_plan(platform)
     host = plan.host()
-    assert host['platform'] == 'darwin-arm64'
+    arch = platform.split('-')[1]
+    assert host['platform'] == platform
     assert host['service_manager'] == 'launchd'
     assert (host['owner'], host['group']) == ('root', 'wheel')
     assert host['target'] is None
+    assert host['prefix'] == '/opt/stigmer'
     assert host['account'] == {'user': 'stigmer', 'group': 'stigmer', 'home': DARWIN_HOME}
-    assert host['remove'] == ['/usr/local/etc/stigmer/stigmer.env', '/Library/Caches/stigmer/artifacts']
+    assert host['directories'] == [
+        {'path': '/opt/stigmer', 'own': True}, {'path': '/opt/stigmer/versions', 'own': True},
+        {'path': '/opt/stigmer/temporal', 'own': True}, {'path': '/opt/stigmer/temporal/versions', 'own': True},
+        {'path': '/usr/local/bin', 'own': False}, {'path': DARWIN_CONFIG, 'own': True},
+        {'path': DARWIN_HOME, 'own': True}, {'path': DARWIN_DOT, 'own': True},
+        {'path': DARWIN_DOT + '/data', 'own': True}, {'path': DARWIN_DOT + '/data/bin', 'own': True},
+        {'path': DARWIN_DOT + '/bin', 'own': True}]
+    assert host['remove'] == [DARWIN_CONFIG + '/stigmer.env', '/Library/Caches/stigmer/artifacts']
+    # Earlier versions' configuration directory goes once the host's install record shows it was ours.
+    assert host['retired'] == ['/usr/local/etc/stigmer']
+    assert host['uninstall'] == ['/usr/local/bin/stigmer', DARWIN_DOT + '/data/bin', DARWIN_DOT + '/bin',
+                                 DARWIN_CONFIG, '/Library/Caches/stigmer/artifacts']
+    assert plan.public()['paths']['config_dir'] == DARWIN_CONFIG
+    assert '/usr/local/var' not in json.dumps(host) and '/usr/local/etc/stigmer/' not in json.dumps(host)
     assert [t['sources'][0]['name'] for t in host['trees']] == [
-        'stigmer-v0.1.0-darwin-arm64.tar.gz', 'temporal_cli_1.5.1_darwin_arm64.tar.gz']
+        'stigmer-v0.1.0-darwin-%s.tar.gz' % arch, 'temporal_cli_1.5.1_darwin_%s.tar.gz' % arch]
     for c in host['components']:
         assert c['content'] is None
         assert c['unit'] == 'ai.stigmer.%s' % c['name']
@@ -812,10 +834,34 @@ def test_launchd_plan():
         kind = [k for k in COMPONENTS if k.name == c['name']][0]
         assert job['extra'] == {'ExitTimeOut': kind.stop_timeout}
         wait = ['127.0.0.1', '7233'] if kind.wait_for_temporal else ['', '']
-        env_file = '/usr/local/etc/stigmer/%s.env' % c['name']
+        env_file = '%s/%s.env' % (DARWIN_CONFIG, c['name'])
         assert job['program_arguments'] == (['/bin/sh', '-c', LAUNCHD_WRAPPER, env_file] + wait
                                             + component(plan, c['name']).command)
     assert component(plan, 'temporal').command[0] == DARWIN_DOT + '/bin/temporal'
+
+
+@pytest.mark.parametrize('platform', MACS)
+def test_launchd_plists_and_environment_files_carry_the_root_only_locations(platform):
+    """The plists as the host writes and reads them back, and the environment files they source."""
+    plan = build_plan(platform)
+    for c in plan.host()['components']:
+        plist = parse_plist(serialize_plist(build_plist(c['unit'], **c['launchd'])))
+        log = '%s/data/logs/%s.log' % (DARWIN_DOT, c['name'])
+        env_file = '%s/%s.env' % (DARWIN_CONFIG, c['name'])
+        assert plist['ProgramArguments'][:4] == ['/bin/sh', '-c', LAUNCHD_WRAPPER, env_file]
+        assert (plist['WorkingDirectory'], plist['StandardOutPath'], plist['StandardErrorPath']) == (
+            DARWIN_HOME, log, log)
+        assert (plist['UserName'], plist['GroupName']) == ('stigmer', 'stigmer')
+        assert '/usr/local/' not in plist_json(plist)
+    files = plan.environment_files()
+    assert sorted(files) == sorted('%s/%s.env' % (DARWIN_CONFIG, n) for n in NAMES)
+    server, runner = files[DARWIN_CONFIG + '/server.env'], files[DARWIN_CONFIG + '/agent-runner.env']
+    assert "HOME='%s'" % DARWIN_HOME in server and "DB_PATH='%s/stigmer.db'" % DARWIN_DOT in server
+    assert "SANDBOX_ROOT_DIR='%s/workspace'" % DARWIN_DOT in runner
+
+
+def plist_json(plist):
+    return json.dumps(plist, default=str)
 
 
 def test_launchd_health_components_name_their_logs():
@@ -829,7 +875,7 @@ def test_launchd_disabled_component_still_has_its_job_description():
     plan = build_plan('darwin-arm64', stigmer_workflow_runner_enabled=False)
     runner = comp(plan, 'workflow-runner')
     assert runner['enabled'] is False and runner['content'] is None
-    assert '/usr/local/etc/stigmer/workflow-runner.env' in plan.host()['remove']
+    assert DARWIN_CONFIG + '/workflow-runner.env' in plan.host()['remove']
     assert 'workflow-runner' not in [h['name'] for h in plan.health_components()]
 
 
