@@ -57,9 +57,8 @@ def controller():
 def server(tmp_path_factory):
     releases = tmp_path_factory.mktemp('releases')
     build_releases.build(str(releases))
-    handle = server_ctl.start(str(releases), server_ctl.free_port(), server_ctl.free_port())
-    yield handle
-    server_ctl.stop(handle)
+    with server_ctl.serving(releases) as handle:
+        yield handle
 
 
 @pytest.fixture(scope='module')

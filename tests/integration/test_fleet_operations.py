@@ -47,9 +47,8 @@ def catalogue(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def server(catalogue):
-    handle = server_ctl.start(str(catalogue), server_ctl.free_port(), server_ctl.free_port())
-    yield handle
-    server_ctl.stop(handle)
+    with server_ctl.serving(catalogue) as handle:
+        yield handle
 
 
 @pytest.fixture(scope='module')

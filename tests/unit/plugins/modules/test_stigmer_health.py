@@ -242,19 +242,6 @@ def temporal_frontend(polling_pid):
     return reply
 
 
-class Clock(object):
-    """Stands in for the time module inside service_state: sleeping advances the clock."""
-
-    def __init__(self):
-        self.now = 50.0
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 class Systemctl(object):
     """systemctl show / restart and journalctl for one unit, at the process boundary; records argv."""
 
