@@ -342,18 +342,19 @@ def ip_filter_problem(cgroup_root='/sys/fs/cgroup', pid1_status='/proc/1/status'
     (unified, or hybrid's /sys/fs/cgroup/unified) and systemd holding CAP_SYS_ADMIN, which most
     containers withhold. Without either it starts the unit unfiltered and says so only at debug level.
     """
+    problems = []
     if not any(os.path.exists(os.path.join(root, 'cgroup.controllers'))
                for root in (cgroup_root, os.path.join(cgroup_root, 'unified'))):
-        return 'the host has no cgroup2 hierarchy (cgroup v1 only), which systemd needs for its BPF firewall'
+        problems.append('the host has no cgroup2 hierarchy (cgroup v1 only), which systemd needs for its BPF firewall')
     try:
         with open(pid1_status) as handle:
             effective = [line.split()[1] for line in handle if line.startswith('CapEff:')][0]
-        held = int(effective, 16) >> CAP_SYS_ADMIN & 1
+        if not int(effective, 16) >> CAP_SYS_ADMIN & 1:
+            problems.append('systemd (PID 1) runs without CAP_SYS_ADMIN (as in most containers), so it cannot load '
+                            'BPF programs')
     except (OSError, IndexError, ValueError):
-        return 'the capabilities of systemd (PID 1) cannot be read from %s' % pid1_status
-    if not held:
-        return 'systemd (PID 1) runs without CAP_SYS_ADMIN (as in most containers), so it cannot load BPF programs'
-    return None
+        problems.append('the capabilities of systemd (PID 1) cannot be read from %s' % pid1_status)
+    return '; and '.join(problems) or None
 
 
 def unfiltered_message(port, problem):

@@ -34,6 +34,8 @@ PATHS = ('stigmer_prefix', 'stigmer_bin_dir', 'stigmer_state_dir')
 INTEGERS = ('stigmer_keep_versions', 'stigmer_health_timeout', 'stigmer_health_settle')
 # URLs that may carry user:pass@: the tasks get them whole, the printed settings without the password.
 URLS = ('stigmer_mirror_url', 'stigmer_temporal_mirror_url')
+# Mappings whose values may be URLs with a password (proxies).
+URL_MAPS = ('stigmer_download_environment',)
 PORTS = ('stigmer_temporal_port', 'stigmer_temporal_ui_port', 'stigmer_server_port')
 
 
@@ -282,4 +284,11 @@ def without_password(url):
 def public(settings, options=None):
     """The settings without their secrets (no_log options, passwords in URLs): what tasks may read and print."""
     hidden = set(secret_names(options or role_options()))
-    return dict((k, without_password(v) if k in URLS else v) for k, v in settings.items() if k not in hidden)
+
+    def shown(key, value):
+        if key in URLS:
+            return without_password(value)
+        if key in URL_MAPS and isinstance(value, dict):
+            return dict((name, without_password(v) if isinstance(v, str) else v) for name, v in value.items())
+        return value
+    return dict((k, shown(k, v)) for k, v in settings.items() if k not in hidden)

@@ -311,9 +311,13 @@ def test_no_secret_reaches_the_output_of_a_play_at_vvv(baseline, server, fleet, 
     # The token as `echo TOKEN | ansible-vault encrypt_string` stores it, with its newline; the play
     # succeeds (--check keeps the host as it is). In host mode, with a proxy whose password must
     # stay off the host's command line (ps, and the EXEC lines of -vvv); NO_PROXY lets it succeed.
+    # The host reaches the controller's loopback as 10.0.2.2 (slirp4netns).
     proxy = 'http://deployer:%s@127.0.0.1:9' % proxy_password
     with_token = run_site(server, inventory, tmp_path / 'cache', {
         'stigmer_version': '0.0.7', 'stigmer_download_mode': 'host',
+        'stigmer_github_url': server.base_url.replace('127.0.0.1', '10.0.2.2'),
+        'stigmer_github_api_url': server.api_url.replace('127.0.0.1', '10.0.2.2'),
+        'stigmer_allow_insecure_transport': True,
         'stigmer_download_environment': {'HTTPS_PROXY': proxy, 'HTTP_PROXY': proxy, 'NO_PROXY': '*'}},
         limit=names[0], env={'GITHUB_TOKEN': TOKEN + '\n'}, flags=['-vvv', '--check'])
     assert with_token.returncode == 0, with_token.stdout[-3000:]

@@ -1458,6 +1458,8 @@ def cgroup_host(tmp_path, roots, capeff):
     (['.'], '000001ffffffffff', None),                                # unified, a host's systemd
     (['unified'], '000001ffffffffff', None),                          # hybrid: systemd attaches to unified/
     ([], '000001ffffffffff', 'no cgroup2 hierarchy'),                 # cgroup v1 only
+    ([], '00000000800405fb', 'no cgroup2 hierarchy (cgroup v1 only), which systemd needs for its BPF firewall; '
+                             'and systemd (PID 1) runs without CAP_SYS_ADMIN'),   # a podman container: both
     (['.'], '00000000800405fb', 'without CAP_SYS_ADMIN'),             # podman's default capability set
     (['.'], 'not-hex', 'cannot be read'),
 ])

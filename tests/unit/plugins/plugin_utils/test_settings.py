@@ -170,6 +170,14 @@ def test_public_settings_hide_the_mirror_url_password():
     assert 'hunter2-SECRET' not in repr(_settings.public(s))
 
 
+def test_public_settings_hide_a_proxy_password_in_the_download_environment():
+    s, _derived = settings(stigmer_download_environment={'https_proxy': 'http://ops:pr0xy-SECRET@proxy.example:3128',
+                                                         'no_proxy': 'localhost'})
+    shown = _settings.public(s)['stigmer_download_environment']
+    assert shown == {'https_proxy': 'http://ops:********@proxy.example:3128', 'no_proxy': 'localhost'}
+    assert 'pr0xy-SECRET' in s['stigmer_download_environment']['https_proxy']  # the settings themselves keep it
+
+
 def test_host_paths_are_not_expanded_on_the_controller(monkeypatch):
     """Regression (_settings.normalise): the host paths are declared type: path, and the validator expands
     '~' and $VARS with the controller's environment. '~/stigmer' becomes the controller user's home
