@@ -74,7 +74,8 @@ options:
         description:
           - Whether the role runs the host's services (system scope with services enabled).
           - When false (binaries only), there is nothing to be healthy and O(hosts[].health) is not required.
-          - Taken as given (not converted): a value that is not a boolean fails only that host's row, never the report.
+          - A value that is not a boolean (after Ansible's conversion of text such as C(yes)) fails only that host's
+            row, never the report.
         type: raw
         default: true
   dest:

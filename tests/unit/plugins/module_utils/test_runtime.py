@@ -1468,8 +1468,8 @@ def test_ip_filter_problem(tmp_path, roots, capeff, problem):
     assert (found is None) if problem is None else (problem in found)
 
 
-def test_an_unenforced_filter_stops_the_run_before_any_change_and_names_the_variable(tmp_path, systemd_host,
-                                                                                      monkeypatch):
+def test_an_unenforced_filter_stops_the_run_before_any_change_and_names_the_variable(
+        tmp_path, systemd_host, monkeypatch):
     plan, host = systemd_host
     plan['network_guard'] = {'port': 7234}
     monkeypatch.setattr(_runtime, 'ip_filter_problem', lambda: 'systemd (PID 1) runs without CAP_SYS_ADMIN')
