@@ -194,7 +194,7 @@ def test_download_environment_reaches_the_requests_and_its_proxy_password_no_out
     assert seen == {'proxy': proxy, 'no_proxy': 'localhost,.internal'}
     assert code == 1 and 'HTTP 503' in out['msg']
     text = json.dumps(out)
-    assert 'pr%40xy-SECRET-4' not in text and 'pr@xy-SECRET-4' not in text and 'localhost,.internal' in text
+    assert 'pr%40xy-SECRET-4' not in text and 'pr@xy-SECRET-4' not in text
 
 
 def test_download_environment_refuses_a_name_that_is_not_a_variable(monkeypatch, capsys):
