@@ -40,7 +40,13 @@ from ansible_collections.stigmer.runtime.plugins.module_utils._checksum import (
     sha256_file,
     sha256_stream,
 )
-from ansible_collections.stigmer.runtime.plugins.module_utils._host import TMP_MARK, atomic_write, exchange, remove_entry
+from ansible_collections.stigmer.runtime.plugins.module_utils._host import (
+    TMP_MARK,
+    atomic_write,
+    exchange,
+    remove_entry,
+    temp_siblings,
+)
 from ansible_collections.stigmer.runtime.plugins.module_utils._platform import SUPPORTED_PLATFORMS
 from ansible_collections.stigmer.runtime.plugins.module_utils._version import extract_version
 
@@ -500,12 +506,10 @@ def temp_leftovers(root, link):
     except FileNotFoundError:
         names = []
     found.extend(os.path.join(root, n) for n in names if is_temp_name(n))
-    manifest_prefix = '.' + MANIFEST_NAME + TMP_MARK
     for name in names:
         vdir = os.path.join(root, name)
-        if name.startswith('.') or not is_real_dir(vdir):
-            continue
-        found.extend(os.path.join(vdir, n) for n in os.listdir(vdir) if n.startswith(manifest_prefix))
+        if not name.startswith('.') and is_real_dir(vdir):
+            found.extend(temp_siblings(os.path.join(vdir, MANIFEST_NAME)))
     link_dir, link_name = os.path.split(os.path.abspath(link))
     prefix = link_name + TMP_MARK
     try:

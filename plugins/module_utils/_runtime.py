@@ -1054,6 +1054,8 @@ class Runtime(object):
         for key in ('units', 'remove', 'shared'):
             before = old.get(key) if isinstance(old.get(key), list) else []
             record[key] = final[key] + [item for item in before if item not in final[key]]
+        if record == final:
+            return  # written at the end, where the run reports it as compare did
         atomic_write(self.plan['record'], json.dumps(record, indent=2, sort_keys=True) + '\n',
                      RECORD_MODE, self.uid, self.gid)
 
@@ -1147,8 +1149,9 @@ def _remove(record, doomed, shared, prefix, run, check_mode):
         run([SYSTEMCTL, 'daemon-reload'])
     # Deepest first; the prefix (holding this record) last.
     for path in sorted(set(doomed), key=len, reverse=True) + [prefix]:
-        if path in shared and foreign_entry(path, prefix):
-            changes.warnings.append('kept %s, which another install now owns (%s)' % (path, foreign_entry(path, prefix)))
+        foreign = path in shared and foreign_entry(path, prefix)
+        if foreign:
+            changes.warnings.append('kept %s, which another install now owns (%s)' % (path, foreign))
             continue
         if lstat_or_none(path) is not None:
             changes.add('remove %s' % path, path)

@@ -1267,6 +1267,21 @@ def test_the_provisional_record_keeps_what_the_old_record_listed_until_the_run_e
         assert json.load(handle) == runtime(plan, host).record_data()
 
 
+def test_a_record_of_an_older_collection_is_rewritten_once_and_reported(tmp_path, systemd_host):
+    # The provisional write must not take the final write's place, or apply would report less than compare.
+    plan, host = systemd_host
+    given = artifacts(tmp_path, 'v0.0.7')
+    runtime(plan, host).apply(given)
+    with open(plan['record']) as handle:
+        current = json.load(handle)
+    write_record(plan, shared=None)
+    compared, applied, commands = compare_then_apply(plan, host, given)
+    assert compared['changes'] == ['write the install record %s' % plan['record']] and applied['changed']
+    with open(plan['record']) as handle:
+        assert json.load(handle) == current
+    assert commands == []
+
+
 def test_systemd_one_unit_change_compare_is_what_apply_does(tmp_path, systemd_host):
     plan, host = systemd_host
     given = artifacts(tmp_path, 'v0.0.7')
